@@ -1,0 +1,159 @@
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use eventkit_bench::landing::Sink;
+use eventkit_bench::report::{self, RunInfo, UNAVAILABLE_FILE};
+use eventkit_bench::suite::{self, ALL_SCENARIOS, SuiteOpts};
+
+#[derive(Parser)]
+#[command(
+    name = "eventkit-bench",
+    about = "Load generator and end-to-end benchmark suite for eventkit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run scenarios against a running collector and write <out>/<scenario>.{json,csv}.
+    Suite {
+        /// Queue mode the collector runs in; only labels the results.
+        #[arg(long, default_value = "async")]
+        mode: String,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        target: String,
+        /// Where the collector writes (its EVENTKIT_SINK__URL): file:///abs/dir, gs://bucket/prefix or memory://.
+        #[arg(long, env = "EVENTKIT_SINK__URL")]
+        sink: String,
+        /// Needed to read a gs:// sink back.
+        #[arg(long, env = "STORAGE_EMULATOR_HOST")]
+        storage_emulator_host: Option<String>,
+        /// Collector process, for RSS sampling.
+        #[arg(long)]
+        collector_pid: Option<u32>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Short durations (whole suite well under two minutes), for CI.
+        #[arg(long)]
+        quick: bool,
+        /// Comma-separated subset of: ceiling, baseline, payload-size, realistic, burst, error-rate.
+        #[arg(long, value_delimiter = ',')]
+        scenarios: Option<Vec<String>>,
+        /// URL of a running ceiling server, or "off"; by default one is started.
+        #[arg(long)]
+        ceiling: Option<String>,
+        /// Write key the collector maps to stream bench_realistic (EVENTKIT_SOURCES).
+        #[arg(long, default_value = "bench-realistic")]
+        write_key: String,
+        /// Closed-loop virtual users (10 is the seed reference shape).
+        #[arg(long, default_value_t = 10)]
+        users: usize,
+        /// Generator worker threads; the collector needs the other core(s).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+    /// Serve the ceiling: a bare handler answering 202. Prints "listening on ADDR".
+    CeilingServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
+    /// Write README.md and report.html from <results>/<mode>/*.json.
+    Report {
+        #[arg(long)]
+        results: PathBuf,
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Record that a mode could not run, so reports show it instead of stale figures.
+    Unavailable {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Suite {
+            mode,
+            target,
+            sink,
+            storage_emulator_host,
+            collector_pid,
+            out,
+            quick,
+            scenarios,
+            ceiling,
+            write_key,
+            users,
+            threads,
+        } => {
+            let sink = Sink::parse(&sink, storage_emulator_host.as_deref())?;
+            let opts = SuiteOpts {
+                mode,
+                collector_url: target,
+                sink,
+                collector_pid,
+                out_dir: out,
+                quick,
+                scenarios: scenarios
+                    .unwrap_or_else(|| ALL_SCENARIOS.iter().map(|s| (*s).to_owned()).collect()),
+                ceiling,
+                write_key,
+                users: users.max(1),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads.max(1))
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            let results = rt.block_on(suite::run(opts))?;
+            let failed: Vec<String> = results
+                .iter()
+                .filter(|r| !r.ok)
+                .map(|r| r.scenario.clone())
+                .collect();
+            if !failed.is_empty() {
+                bail!("checks failed in: {}", failed.join(", "));
+            }
+            Ok(())
+        }
+        Command::CeilingServer { listen } => {
+            let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+            rt.block_on(async {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                println!("listening on {}", listener.local_addr()?);
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                eventkit_bench::ceiling::serve(listener, shutdown).await?;
+                anyhow::Ok(())
+            })
+        }
+        Command::Report { results, quick } => {
+            let (md, html) = report::write_summary(&results, &RunInfo::detect(quick))?;
+            eprintln!("wrote {} and {}", md.display(), html.display());
+            Ok(())
+        }
+        Command::Unavailable { out, reason } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            // Stale figures from an earlier run must not sit next to the notice.
+            for s in ALL_SCENARIOS {
+                for ext in ["json", "csv"] {
+                    let _ = std::fs::remove_file(out.join(format!("{s}.{ext}")));
+                }
+            }
+            let path = out.join(UNAVAILABLE_FILE);
+            std::fs::write(&path, format!("{reason}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The shape of `<scenario>.json`: what the report reads back and what CI can assert on.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::load::RuleTally;
+use crate::probe::Sample;
+use crate::stats::Percentiles;
+use crate::timeline::TimelineRow;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ScenarioResult {
+    pub scenario: String,
+    pub mode: String,
+    pub description: String,
+    pub load: String,
+    pub run_id: String,
+    pub started_at: String,
+    pub target: String,
+    pub sink: String,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub events_sent: u64,
+    pub events_accepted: u64,
+    pub events_rejected: u64,
+    /// Distinct events of this scenario found in the output.
+    pub events_landed: u64,
+    pub events_lost: u64,
+    pub duplicates: u64,
+    pub unexpected_landed: u64,
+    pub loss_checked: bool,
+    pub requests_per_sec: f64,
+    pub events_per_sec: f64,
+    pub mb_per_sec: f64,
+    /// requests/s of this scenario over requests/s of the bare 202 endpoint at the same
+    /// concurrency, measured in the same run.
+    pub ceiling_ratio: Option<f64>,
+    pub latency_ms: Percentiles,
+    pub status_counts: BTreeMap<String, u64>,
+    /// 503 answers, each followed by a wait of Retry-After and a resend.
+    pub retries_after_503: u64,
+    /// Send → file landed, per event, at file granularity.
+    pub freshness_ms: Option<Percentiles>,
+    pub output_files: u64,
+    /// Time from the end of the load until the collector reported an empty queue.
+    pub flush_wait_s: f64,
+    pub queue_depth_max: Option<f64>,
+    pub rss_max_mb: Option<f64>,
+    pub drain_time_s: Option<f64>,
+    pub variants: Vec<VariantResult>,
+    pub phases: Vec<PhaseResult>,
+    pub rules: Option<RuleTally>,
+    pub probes: Vec<ProbeResult>,
+    pub checks: Vec<Check>,
+    pub ok: bool,
+    pub notes: Vec<String>,
+    pub timeline: Vec<TimelineRow>,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct VariantResult {
+    pub name: String,
+    pub load: String,
+    pub duration_s: f64,
+    pub requests: u64,
+    pub events_sent: u64,
+    pub events_accepted: u64,
+    pub bytes_per_request: f64,
+    pub requests_per_sec: f64,
+    pub events_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub ceiling_ratio: Option<f64>,
+    pub latency_ms: Percentiles,
+    pub status_counts: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PhaseResult {
+    pub name: String,
+    pub rate_per_sec: f64,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub requests: u64,
+    pub throttled: u64,
+    pub latency_ms: Percentiles,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub name: String,
+    pub expected_status: u16,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl Check {
+    pub fn new(name: &str, ok: bool, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok,
+            detail: detail.into(),
+        }
+    }
+}

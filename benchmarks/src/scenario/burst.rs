@@ -1,0 +1,216 @@
+//! Burst: steady → 10× spike → steady, open loop, so latency during and after the spike is
+//! measured from when each request was due. Reports 503s (honoured via Retry-After) and how
+//! long the collector takes to get back to its steady-state behaviour.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::run::seal;
+use super::{Ctx, Load, Subject, Variant, finish, run_variant};
+use crate::client::Target;
+use crate::ids::Ids;
+use crate::ledger::Ledger;
+use crate::result::{Check, PhaseResult, ScenarioResult};
+use crate::schedule::{Phase, Schedule};
+use crate::timeline::TimelineRow;
+use crate::workload::Batched;
+
+const BATCH: u32 = 10;
+const SPIKE_FACTOR: f64 = 10.0;
+/// The spike carries 1.5× the events/s baseline sustained with single events, in batches of
+/// ten: above what single calls reach, so the queue and back-pressure get exercised.
+const SPIKE_EVENTS_VS_BASELINE: f64 = 1.5;
+/// Used when baseline did not run (e.g. `--scenarios burst`).
+const FALLBACK_STEADY_RPS: f64 = 50.0;
+const MIN_STEADY_RPS: f64 = 5.0;
+/// Back to steady means p99 within this factor of the steady p99 (or 5 ms of it, for very
+/// fast servers whose p99 is within timer noise)...
+const SETTLED_P99_FACTOR: f64 = 2.0;
+const SETTLED_P99_SLACK_MS: f64 = 5.0;
+/// ...and the queue back within 1.5× its steady high-water mark plus one batch's worth...
+const SETTLED_DEPTH_FACTOR: f64 = 1.5;
+/// ...for this many consecutive buckets, so one quiet second in the middle of a backlog does
+/// not count as drained.
+const SETTLED_BUCKETS: usize = 2;
+
+pub async fn burst(ctx: &mut Ctx) -> ScenarioResult {
+    let target = Arc::new(Target::new(
+        ctx.load_client.clone(),
+        &ctx.collector_url,
+        &Ctx::stream("burst"),
+    ));
+    let ids = Arc::new(Ids::new(&ctx.run_id, 'u'));
+    let steady = ctx
+        .baseline_rps
+        .map(|b| b * SPIKE_EVENTS_VS_BASELINE / SPIKE_FACTOR / f64::from(BATCH))
+        .unwrap_or(FALLBACK_STEADY_RPS)
+        .max(MIN_STEADY_RPS)
+        .round();
+    let [d0, d1, d2] = ctx.durations.burst;
+    let phases = vec![
+        Phase {
+            name: "steady".into(),
+            rate_per_sec: steady,
+            duration: d0,
+        },
+        Phase {
+            name: "spike".into(),
+            rate_per_sec: steady * SPIKE_FACTOR,
+            duration: d1,
+        },
+        Phase {
+            name: "recovery".into(),
+            rate_per_sec: steady,
+            duration: d2,
+        },
+    ];
+    let variant = Variant {
+        name: "burst".into(),
+        load: Load::Open {
+            phases: phases.clone(),
+        },
+        workload: Arc::new(Batched { size: BATCH }),
+    };
+    let (outcome, ledger) = run_variant(
+        ctx,
+        target.clone(),
+        ids.clone(),
+        Ledger::new(SystemTime::now()),
+        variant,
+        ctx.collector_pid,
+        20,
+    )
+    .await;
+    let tallies = outcome.rec.phases.clone();
+    let mut r = finish(
+        ctx,
+        Subject { name: "burst", description: "Batches of 10 tiny events at a steady rate, a 10x spike, then the steady rate again; open loop, 503s retried after Retry-After.", target: &target, ids: &ids },
+        &ledger,
+        vec![outcome],
+        true,
+    )
+    .await;
+
+    for ((name, start, end), (phase, tally)) in Schedule::boundaries(&phases)
+        .into_iter()
+        .zip(phases.iter().zip(tallies.iter()))
+    {
+        r.phases.push(PhaseResult {
+            name,
+            rate_per_sec: phase.rate_per_sec,
+            start_s: start.as_secs_f64(),
+            end_s: end.as_secs_f64(),
+            requests: tally.requests,
+            throttled: tally.throttled,
+            latency_ms: tally.latency.percentiles(),
+        });
+    }
+    let steady_p99 = r.phases.first().map_or(0.0, |p| p.latency_ms.p99);
+    let steady_depth = r
+        .samples
+        .iter()
+        .filter(|s| s.t_s < d0.as_secs_f64())
+        .filter_map(|s| s.queue_depth)
+        .reduce(f64::max);
+    let spike_end = (d0 + d1).as_secs_f64();
+    r.drain_time_s = drain_time(
+        &r.timeline,
+        spike_end,
+        steady_p99,
+        steady_depth,
+        f64::from(BATCH),
+    );
+    let throttled = r.retries_after_503;
+    r.notes.push(format!(
+        "{throttled} answers were 503; each was retried after its Retry-After"
+    ));
+    r.checks.push(Check::new(
+        "back to steady state before the end",
+        r.drain_time_s.is_some(),
+        match r.drain_time_s {
+            Some(t) => format!("drained {t:.1} s after the spike"),
+            None => format!("still above steady p99 {steady_p99:.1} ms or queue depth {steady_depth:?} at the end"),
+        },
+    ));
+    seal(&mut r);
+    r
+}
+
+/// Seconds from the end of the spike to the first of `SETTLED_BUCKETS` consecutive buckets
+/// that look like the steady phase again, or `None` if the run ended first.
+pub fn drain_time(
+    rows: &[TimelineRow],
+    spike_end: f64,
+    steady_p99: f64,
+    steady_depth: Option<f64>,
+    batch: f64,
+) -> Option<f64> {
+    let p99_limit = (steady_p99 * SETTLED_P99_FACTOR).max(steady_p99 + SETTLED_P99_SLACK_MS);
+    let depth_limit = steady_depth.map(|d| d * SETTLED_DEPTH_FACTOR + batch);
+    let settled = |row: &TimelineRow| {
+        row.requests_per_sec > 0.0
+            && row.throttled == 0
+            && row.errors == 0
+            && row.p99_ms <= p99_limit
+            && match (depth_limit, row.queue_depth) {
+                (Some(limit), Some(d)) => d <= limit,
+                _ => true,
+            }
+    };
+    let after: Vec<&TimelineRow> = rows.iter().filter(|r| r.t_s + 1e-9 >= spike_end).collect();
+    after
+        .windows(SETTLED_BUCKETS)
+        .find(|w| w.iter().all(|r| settled(r)))
+        .map(|w| (w[0].t_s - spike_end).max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(t: f64, p99: f64, throttled: u64, depth: f64) -> TimelineRow {
+        TimelineRow {
+            t_s: t,
+            requests_per_sec: 100.0,
+            events_per_sec: 1_000.0,
+            errors: 0,
+            throttled,
+            p50_ms: p99 / 2.0,
+            p99_ms: p99,
+            max_ms: p99,
+            queue_depth: Some(depth),
+            rss_mb: None,
+        }
+    }
+
+    #[test]
+    fn drain_ends_at_the_first_lasting_return_to_steady() {
+        let rows = vec![
+            row(0.0, 2.0, 0, 100.0),
+            row(1.0, 2.0, 0, 100.0),
+            row(2.0, 400.0, 30, 9_000.0), // spike
+            row(3.0, 900.0, 10, 20_000.0),
+            row(4.0, 3.0, 0, 120.0),     // one quiet bucket...
+            row(5.0, 300.0, 0, 5_000.0), // ...then the backlog again
+            row(6.0, 3.0, 0, 140.0),
+            row(7.0, 2.5, 0, 100.0),
+        ];
+        assert_eq!(drain_time(&rows, 3.0, 2.0, Some(100.0), 10.0), Some(3.0));
+    }
+
+    #[test]
+    fn never_drained_is_none_and_immediate_is_zero() {
+        let stuck = vec![
+            row(0.0, 2.0, 0, 0.0),
+            row(1.0, 500.0, 1, 0.0),
+            row(2.0, 500.0, 0, 0.0),
+        ];
+        assert_eq!(drain_time(&stuck, 1.0, 2.0, None, 10.0), None);
+        let fine = vec![
+            row(0.0, 2.0, 0, 0.0),
+            row(1.0, 2.0, 0, 0.0),
+            row(2.0, 2.0, 0, 0.0),
+        ];
+        assert_eq!(drain_time(&fine, 1.0, 2.0, Some(0.0), 10.0), Some(0.0));
+    }
+}

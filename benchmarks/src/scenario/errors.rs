@@ -1,0 +1,126 @@
+//! Error-rate: 10% invalid events, one validation rule each, checked against the collector's
+//! per-event verdicts; plus one probe per request-level rule. A valid-only control run of the
+//! same shape gives the overhead of rejecting.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::run::seal;
+use super::{Ctx, Load, Subject, Variant, finish, run_variant};
+use crate::client::Target;
+use crate::ids::Ids;
+use crate::ledger::Ledger;
+use crate::load::RuleTally;
+use crate::result::{Check, ProbeResult, ScenarioResult};
+use crate::workload::{Faulty, probes};
+
+const BATCH: u32 = 10;
+
+pub async fn error_rate(ctx: &mut Ctx) -> ScenarioResult {
+    let target = Arc::new(Target::new(
+        ctx.load_client.clone(),
+        &ctx.collector_url,
+        &Ctx::stream("error-rate"),
+    ));
+    let ids = Arc::new(Ids::new(&ctx.run_id, 'e'));
+
+    let mut probe_results = Vec::new();
+    for p in probes() {
+        let status = target.post_raw(p.body.clone()).await.status_label();
+        probe_results.push(ProbeResult {
+            name: p.name.into(),
+            expected_status: p.expect_status,
+            status,
+        });
+    }
+
+    let mut ledger = Ledger::new(SystemTime::now());
+    let mut outcomes = Vec::new();
+    let runs = [
+        ("valid only (control)", 0, ctx.durations.error_control),
+        ("10% invalid", 1, ctx.durations.error_faulty),
+    ];
+    for (i, (name, invalid, duration)) in runs.into_iter().enumerate() {
+        let variant = Variant {
+            name: name.into(),
+            load: Load::Closed {
+                users: ctx.users,
+                duration,
+            },
+            workload: Arc::new(Faulty::new(BATCH, invalid)),
+        };
+        let (outcome, back) = run_variant(
+            ctx,
+            target.clone(),
+            ids.clone(),
+            ledger,
+            variant,
+            ctx.collector_pid,
+            30 + i as u64,
+        )
+        .await;
+        ledger = back;
+        outcomes.push(outcome);
+    }
+    let mut tally = RuleTally::default();
+    for o in &outcomes {
+        tally.merge(&o.rec.rules);
+    }
+
+    let mut r = finish(
+        ctx,
+        Subject { name: "error-rate", description: "Batches of 10 events, one invalid (each validation rule in turn), after a valid-only control of the same shape; plus one probe per request-level rule.", target: &target, ids: &ids },
+        &ledger,
+        outcomes,
+        true,
+    )
+    .await;
+
+    for p in &probe_results {
+        r.checks.push(Check::new(
+            &format!("probe: {}", p.name),
+            p.status == p.expected_status.to_string(),
+            format!("expected {}, got {}", p.expected_status, p.status),
+        ));
+    }
+    for (rule, s) in &tally.per_rule {
+        r.checks.push(Check::new(
+            &format!("rule {rule:?}"),
+            s.sent > 0 && s.rejected == s.sent && s.reason_mismatch == 0,
+            format!(
+                "{} sent, {} rejected, {} accepted anyway, {} whole-request refusals, {} reasons not naming the field; e.g. {:?}",
+                s.sent, s.rejected, s.accepted_anyway, s.request_refused, s.reason_mismatch, s.sample_reason.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    r.checks.push(Check::new(
+        "no valid event rejected",
+        tally.valid_rejected == 0,
+        format!(
+            "{} valid events rejected; {}",
+            tally.valid_rejected,
+            tally.valid_rejected_sample.take().unwrap_or_default()
+        ),
+    ));
+    if let [control, faulty] = r.variants.as_slice() {
+        let drop = 1.0 - faulty.requests_per_sec / control.requests_per_sec.max(f64::MIN_POSITIVE);
+        r.notes.push(format!(
+            "overhead of 10% invalid vs valid-only: {:.0} vs {:.0} req/s ({:+.1}%), p99 {:.2} vs {:.2} ms",
+            faulty.requests_per_sec,
+            control.requests_per_sec,
+            -drop * 100.0,
+            faulty.latency_ms.p99,
+            control.latency_ms.p99
+        ));
+        if let Some(b) = ctx.baseline_rps {
+            r.notes.push(format!(
+                "vs baseline (single events): {:.0} events/s here vs {b:.0} events/s",
+                faulty.events_per_sec
+            ));
+        }
+    }
+    r.rules = Some(tally);
+    r.probes = probe_results;
+    seal(&mut r);
+    r
+}

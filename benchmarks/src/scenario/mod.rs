@@ -1,0 +1,95 @@
+//! Scenario plumbing shared by all six: run load variants, wait for the collector to store
+//! everything, read the output back, and fold it all into one `ScenarioResult`.
+
+mod burst;
+mod errors;
+mod payload;
+mod plain;
+mod run;
+
+use std::time::Duration;
+
+pub use burst::{burst, drain_time};
+pub use errors::error_rate;
+pub use payload::payload_size;
+pub use plain::{baseline, ceiling, realistic};
+pub use run::{Load, Subject, Variant, VariantOutcome, finish, run_variant};
+
+use crate::landing::Sink;
+
+/// Durations for `--quick` (CI: the whole suite well under two minutes) and for a full run
+/// (long enough for several flushes and a stable p99.9, the whole suite in about five minutes
+/// per mode on two cores).
+#[derive(Clone, Copy, Debug)]
+pub struct Durations {
+    pub ceiling: Duration,
+    pub baseline: Duration,
+    pub payload_each: Duration,
+    pub realistic: Duration,
+    pub burst: [Duration; 3],
+    pub error_control: Duration,
+    pub error_faulty: Duration,
+}
+
+impl Durations {
+    pub fn quick() -> Self {
+        let s = Duration::from_secs;
+        Self {
+            ceiling: s(4),
+            baseline: s(5),
+            payload_each: s(3),
+            realistic: s(6),
+            burst: [s(3), s(2), s(5)],
+            error_control: s(3),
+            error_faulty: s(4),
+        }
+    }
+
+    pub fn full() -> Self {
+        let s = Duration::from_secs;
+        Self {
+            ceiling: s(15),
+            baseline: s(30),
+            payload_each: s(12),
+            realistic: s(40),
+            burst: [s(15), s(10), s(25)],
+            error_control: s(15),
+            error_faulty: s(20),
+        }
+    }
+}
+
+/// Everything a scenario needs to know about the run it is part of.
+pub struct Ctx {
+    pub mode: String,
+    pub collector_url: String,
+    pub ceiling_url: Option<String>,
+    pub sink: Sink,
+    pub load_client: reqwest::Client,
+    /// Separate pool for /metrics and object reads so they never queue behind the load.
+    pub admin_client: reqwest::Client,
+    pub collector_pid: Option<u32>,
+    pub ceiling_pid: Option<u32>,
+    pub run_id: String,
+    pub write_key: String,
+    pub users: usize,
+    pub durations: Durations,
+    pub bucket: Duration,
+    pub sample_every: Duration,
+    pub flush_timeout: Duration,
+    pub progress: indicatif::MultiProgress,
+    /// Filled by the ceiling scenario, read by every later one.
+    pub ceiling_rps: Option<f64>,
+    /// Filled by baseline: the burst rates and the error-rate overhead are relative to it.
+    pub baseline_rps: Option<f64>,
+}
+
+impl Ctx {
+    pub fn ratio(&self, rps: f64) -> Option<f64> {
+        self.ceiling_rps.filter(|c| *c > 0.0).map(|c| rps / c)
+    }
+
+    pub fn stream(scenario: &str) -> String {
+        format!("bench_{}", scenario.replace('-', "_"))
+    }
+}

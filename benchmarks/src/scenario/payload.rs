@@ -1,0 +1,87 @@
+//! Payload-size: the same closed loop at four event sizes. 50 KB is over the 32 KB event
+//! limit, so that variant measures how fast the collector turns oversized events away.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::run::seal;
+use super::{Ctx, Load, Subject, Variant, finish, run_variant};
+use crate::client::Target;
+use crate::ids::Ids;
+use crate::ledger::Ledger;
+use crate::result::{Check, ScenarioResult};
+use crate::workload::Sized;
+
+const SIZES: [(&str, usize); 4] = [
+    ("50 B", 50),
+    ("500 B", 500),
+    ("5 KB", 5 * 1024),
+    ("50 KB", 50 * 1024),
+];
+/// The collector's per-event limit: above it an event must be refused.
+const EVENT_LIMIT: usize = 32 * 1024;
+
+pub async fn payload_size(ctx: &mut Ctx) -> ScenarioResult {
+    let target = Arc::new(Target::new(
+        ctx.load_client.clone(),
+        &ctx.collector_url,
+        &Ctx::stream("payload-size"),
+    ));
+    let ids = Arc::new(Ids::new(&ctx.run_id, 'p'));
+    let mut ledger = Ledger::new(SystemTime::now());
+    let mut outcomes = Vec::new();
+    for (i, (name, bytes)) in SIZES.into_iter().enumerate() {
+        let variant = Variant {
+            name: format!("payload {name}"),
+            load: Load::Closed {
+                users: ctx.users,
+                duration: ctx.durations.payload_each,
+            },
+            workload: Arc::new(Sized { target: bytes }),
+        };
+        let (outcome, back) = run_variant(
+            ctx,
+            target.clone(),
+            ids.clone(),
+            ledger,
+            variant,
+            ctx.collector_pid,
+            10 + i as u64,
+        )
+        .await;
+        ledger = back;
+        outcomes.push(outcome);
+    }
+    let limits: Vec<(String, u64, u64, Vec<String>)> = outcomes
+        .iter()
+        .zip(SIZES)
+        .filter(|(_, (_, bytes))| *bytes > EVENT_LIMIT)
+        .map(|(o, (name, _))| {
+            let codes = o.rec.status.keys().cloned().collect();
+            (
+                name.to_owned(),
+                o.rec.events_accepted,
+                o.rec.requests,
+                codes,
+            )
+        })
+        .collect();
+    let mut r = finish(
+        ctx,
+        Subject { name: "payload-size", description: "One event per request at 50 B, 500 B, 5 KB and 50 KB; the 50 KB event exceeds the 32 KB limit and must be refused.", target: &target, ids: &ids },
+        &ledger,
+        outcomes,
+        true,
+    )
+    .await;
+    for (name, accepted, requests, codes) in limits {
+        let only_400 = codes.iter().all(|c| c == "400");
+        r.checks.push(Check::new(
+            &format!("{name} events refused"),
+            accepted == 0 && only_400,
+            format!("{accepted} of {requests} accepted; statuses {codes:?} (expected 400)"),
+        ));
+    }
+    seal(&mut r);
+    r
+}

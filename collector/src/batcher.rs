@@ -1,0 +1,202 @@
+//! Per-stream batching between the queue and the sink: collect deliveries, flush on size, bytes
+//! or age, store the file (retrying until it is stored), then acknowledge.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use eventkit_sinks::{Batch, Sink};
+use tokio::task::JoinSet;
+
+use crate::config::BatchConfig;
+use crate::queue::{Ack, Consumer};
+use crate::telemetry;
+
+/// Files being written at once. Two keeps both cores busy encoding while a third request's
+/// upload would mostly wait on the same store; more only adds memory.
+const MAX_CONCURRENT_FLUSHES: usize = 2;
+/// Retry backoff for a failing store: start fast for blips, cap so a long outage costs a
+/// probe every 30 s rather than a busy loop.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Whether the last write to the sink succeeded; `/ready` reports it.
+#[derive(Debug)]
+pub struct SinkHealth(AtomicBool);
+
+impl Default for SinkHealth {
+    fn default() -> Self {
+        Self(AtomicBool::new(true))
+    }
+}
+
+impl SinkHealth {
+    pub fn is_healthy(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, healthy: bool) {
+        self.0.store(healthy, Ordering::Relaxed);
+    }
+}
+
+struct Buffer {
+    batch: Batch,
+    acks: Vec<Ack>,
+    bytes: usize,
+    opened: Instant,
+}
+
+pub struct Batcher {
+    sink: Arc<dyn Sink>,
+    limits: BatchConfig,
+    health: Arc<SinkHealth>,
+    buffers: HashMap<String, Buffer>,
+    flushes: JoinSet<()>,
+}
+
+impl Batcher {
+    pub fn new(sink: Arc<dyn Sink>, limits: BatchConfig, health: Arc<SinkHealth>) -> Self {
+        Self {
+            sink,
+            limits,
+            health,
+            buffers: HashMap::new(),
+            flushes: JoinSet::new(),
+        }
+    }
+
+    /// Runs until the queue is closed and drained, then flushes every buffer and waits for
+    /// every file to be stored.
+    pub async fn run(mut self, mut consumer: impl Consumer) {
+        let max_age = Duration::from_millis(self.limits.max_age_ms);
+        let mut tick = tokio::time::interval((max_age / 4).max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                delivery = consumer.next() => match delivery {
+                    Some(delivery) => {
+                        let stream = delivery.batch.stream.clone();
+                        if self.add(delivery.batch, delivery.ack) {
+                            self.flush(&stream).await;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let expired: Vec<String> = self
+                        .buffers
+                        .iter()
+                        .filter(|(_, b)| b.opened.elapsed() >= max_age)
+                        .map(|(s, _)| s.clone())
+                        .collect();
+                    for stream in expired {
+                        self.flush(&stream).await;
+                    }
+                }
+            }
+        }
+        let streams: Vec<String> = self.buffers.keys().cloned().collect();
+        for stream in streams {
+            self.flush(&stream).await;
+        }
+        while self.flushes.join_next().await.is_some() {}
+    }
+
+    /// Adds a delivery to its stream's buffer; true when the buffer should be flushed now.
+    fn add(&mut self, batch: Batch, ack: Ack) -> bool {
+        let bytes = batch.records.approx_bytes();
+        let stream = batch.stream.clone();
+        let buffer = match self.buffers.remove(&stream) {
+            None => Buffer {
+                batch,
+                acks: vec![ack],
+                bytes,
+                opened: Instant::now(),
+            },
+            Some(mut buffer) => {
+                if let Err(other_kind) = buffer.batch.records.append(batch.records) {
+                    // One stream never mixes record kinds; if it ever did, keep both rather than drop.
+                    tracing::error!(
+                        stream,
+                        "mixed record kinds in one stream; writing separately"
+                    );
+                    let stray = Batch {
+                        stream: stream.clone(),
+                        records: other_kind,
+                    };
+                    self.spawn_flush(stray, vec![ack]);
+                } else {
+                    buffer.acks.push(ack);
+                    buffer.bytes += bytes;
+                }
+                buffer
+            }
+        };
+        let full = buffer.batch.records.len() >= self.limits.max_events
+            || buffer.bytes >= self.limits.max_bytes;
+        self.buffers.insert(stream, buffer);
+        full
+    }
+
+    async fn flush(&mut self, stream: &str) {
+        let Some(buffer) = self.buffers.remove(stream) else {
+            return;
+        };
+        while self.flushes.len() >= MAX_CONCURRENT_FLUSHES {
+            self.flushes.join_next().await;
+        }
+        self.spawn_flush(buffer.batch, buffer.acks);
+    }
+
+    fn spawn_flush(&mut self, batch: Batch, acks: Vec<Ack>) {
+        let sink = self.sink.clone();
+        let health = self.health.clone();
+        self.flushes.spawn(async move {
+            store_until_written(sink.as_ref(), Arc::new(batch), &health).await;
+            acks.into_iter().for_each(Ack::ack);
+        });
+    }
+}
+
+/// Accepted records are never dropped: a failing store is retried with backoff for as long as
+/// it takes, while the held permits keep the queue (and so memory) bounded and `/ready` false.
+async fn store_until_written(sink: &dyn Sink, batch: Arc<Batch>, health: &SinkHealth) {
+    let mut delay = RETRY_FIRST;
+    let stream = batch.stream.clone();
+    loop {
+        let started = Instant::now();
+        match sink.write(batch.clone()).await {
+            Ok(files) => {
+                health.set(true);
+                metrics::histogram!(telemetry::FLUSH_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!(telemetry::BATCHES_WRITTEN, "stream" => stream.clone())
+                    .increment(1);
+                for file in files {
+                    metrics::counter!(telemetry::FILES_WRITTEN, "stream" => stream.clone())
+                        .increment(1);
+                    metrics::counter!(telemetry::ROWS_WRITTEN, "stream" => stream.clone())
+                        .increment(file.rows as u64);
+                    metrics::counter!(telemetry::BYTES_WRITTEN, "stream" => stream.clone())
+                        .increment(file.bytes);
+                    tracing::debug!(
+                        path = file.path,
+                        rows = file.rows,
+                        bytes = file.bytes,
+                        "file stored"
+                    );
+                }
+                return;
+            }
+            Err(error) => {
+                health.set(false);
+                metrics::counter!(telemetry::WRITE_ERRORS, "stream" => stream.clone()).increment(1);
+                tracing::warn!(%error, stream, rows = batch.records.len(), retry_in = ?delay, "write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! `POST /collect/<stream>`: the native endpoint. Decode, hand to the shared ingest path, map
+//! the result; nothing else lives here.
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::body::read_body;
+use super::error::ApiError;
+use super::submit::submit;
+
+pub async fn collect(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    if !valid_stream_name(&stream) {
+        return Err(ApiError::BadStream(stream));
+    }
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts.headers, body).await?;
+    let outcome = submit(&state, &parts, &body, stream, None).await?;
+    let body = json!({ "accepted": outcome.accepted, "rejected": outcome.rejected });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// `[a-z0-9_-]{1,64}`, and not starting with `_`: those names are the collector's own
+/// (the `_rejected` dead-letter stream).
+pub fn valid_stream_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}

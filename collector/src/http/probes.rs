@@ -1,0 +1,39 @@
+//! Liveness, readiness and metrics.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use crate::telemetry;
+
+pub async fn health() -> Response {
+    (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
+}
+
+/// Ready means a request sent now would be accepted and stored: the queue has room and the
+/// last write to the sink succeeded.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let queue_ok = state.queue.has_room();
+    let sink_ok = state.sink_health.is_healthy();
+    let status = if queue_ok && sink_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "ready": queue_ok && sink_ok,
+        "queue": if queue_ok { "ok" } else { "full" },
+        "sink": if sink_ok { "ok" } else { "failing" },
+        "queue_depth": state.queue.depth(),
+    });
+    (status, Json(body)).into_response()
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    metrics::gauge!(telemetry::QUEUE_DEPTH).set(state.queue.depth() as f64);
+    let text = state.prometheus.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}

@@ -1,0 +1,93 @@
+//! The part every ingest endpoint shares after reading its body: run the ingest path, enqueue
+//! accepted events and dead letters together, count them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
+use chrono::Utc;
+use eventkit_sinks::{Batch, EventType, REJECTED_STREAM, Records};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::ingest::{RejectedEvent, RequestInfo, ingest};
+use crate::telemetry;
+
+pub struct Submitted {
+    pub accepted: usize,
+    pub rejected: Vec<RejectedEvent>,
+}
+
+pub async fn submit(
+    state: &AppState,
+    parts: &Parts,
+    body: &[u8],
+    stream: String,
+    implied_type: Option<EventType>,
+) -> Result<Submitted, ApiError> {
+    let info = RequestInfo {
+        stream,
+        received_at: Utc::now(),
+        client_ip: client_ip(parts, state.trust_forwarded_for),
+        implied_type,
+    };
+    let outcome = ingest(body, &info)?;
+    let rejected = outcome.rejections();
+    let accepted = outcome.events.len();
+
+    let mut per_type: HashMap<EventType, u64> = HashMap::new();
+    for event in &outcome.events {
+        *per_type.entry(event.event_type).or_default() += 1;
+    }
+    let mut batches = Vec::with_capacity(2);
+    if !outcome.events.is_empty() {
+        batches.push(Batch {
+            stream: info.stream.clone(),
+            records: Records::Events(outcome.events),
+        });
+    }
+    if !outcome.rejected.is_empty() {
+        batches.push(Batch {
+            stream: REJECTED_STREAM.to_owned(),
+            records: Records::Rejected(outcome.rejected),
+        });
+    }
+    if let Err(error) = state.queue.enqueue(batches).await {
+        metrics::counter!(telemetry::REQUESTS_REFUSED, "stream" => info.stream.clone())
+            .increment(1);
+        return Err(error.into());
+    }
+    for (event_type, count) in per_type {
+        metrics::counter!(telemetry::EVENTS_ACCEPTED, "stream" => info.stream.clone(), "type" => event_type.as_str())
+            .increment(count);
+    }
+    if !rejected.is_empty() {
+        metrics::counter!(telemetry::EVENTS_REJECTED, "stream" => info.stream.clone())
+            .increment(rejected.len() as u64);
+    }
+    if accepted == 0 {
+        // Every event was refused: a client error, though the dead letters are already kept.
+        return Err(ApiError::NoValidEvents(rejected));
+    }
+    Ok(Submitted { accepted, rejected })
+}
+
+/// The peer address, or the first `X-Forwarded-For` hop when configured to trust the proxy.
+fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
+    if trust_forwarded_for
+        && let Some(first) = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    {
+        return Some(first.to_owned());
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+}

@@ -1,0 +1,60 @@
+//! Small operations on raw JSON text that avoid building a `Value` tree on the common path.
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+pub fn is_object(raw: &RawValue) -> bool {
+    raw.get().starts_with('{')
+}
+
+/// The object with `defaults`' keys added where it has none of its own (the event's keys win).
+/// Only runs when a batch carries shared context, so building maps here is fine.
+pub fn merge_defaults(own: Option<&RawValue>, defaults: &RawValue) -> Option<String> {
+    let mut merged: Map<String, Value> = serde_json::from_str(defaults.get()).ok()?;
+    if let Some(own) = own {
+        let own: Map<String, Value> = serde_json::from_str(own.get()).ok()?;
+        merged.extend(own);
+    }
+    serde_json::to_string(&merged).ok()
+}
+
+/// Adds `"ip": …` to a JSON object's text without re-serializing the rest of it.
+pub fn with_ip(object: Option<&str>, ip: &str) -> String {
+    let ip = Value::String(ip.to_owned()).to_string();
+    match object.map(str::trim) {
+        Some(text) if text.len() > 1 => {
+            let body = text[1..].trim_start();
+            if body.starts_with('}') {
+                format!("{{\"ip\":{ip}}}")
+            } else {
+                format!("{{\"ip\":{ip},{body}")
+            }
+        }
+        _ => format!("{{\"ip\":{ip}}}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap_or_else(|_| RawValue::NULL.to_owned())
+    }
+
+    #[test]
+    fn ip_is_spliced_into_empty_and_full_objects() {
+        assert_eq!(with_ip(None, "1.2.3.4"), r#"{"ip":"1.2.3.4"}"#);
+        assert_eq!(with_ip(Some(" { } "), "1.2.3.4"), r#"{"ip":"1.2.3.4"}"#);
+        assert_eq!(
+            with_ip(Some(r#"{"a": 1}"#), "::1"),
+            r#"{"ip":"::1","a": 1}"#
+        );
+    }
+
+    #[test]
+    fn event_keys_win_over_batch_defaults() {
+        let merged = merge_defaults(Some(&raw(r#"{"a":1}"#)), &raw(r#"{"a":2,"b":3}"#));
+        assert_eq!(merged.as_deref(), Some(r#"{"a":1,"b":3}"#));
+    }
+}

@@ -1,0 +1,162 @@
+//! One code path from a request body to validated, enriched records, shared by every endpoint.
+
+mod json;
+mod time;
+mod validate;
+mod wire;
+
+use chrono::{DateTime, Utc};
+use eventkit_sinks::{Event, EventType, Rejected};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use wire::Envelope;
+
+/// Segment's documented per-event limit.
+pub const MAX_EVENT_BYTES: usize = 32 * 1024;
+/// Segment's documented per-request limit; it also caps what one request can pin in memory.
+pub const MAX_BODY_BYTES: usize = 500 * 1024;
+/// Events per request. At 500 KB per request this allows 200-byte events, the smallest
+/// realistic ones, while bounding per-request work.
+pub const MAX_EVENTS_PER_REQUEST: usize = 2_500;
+
+/// What the server knows about a request, independent of its body.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub stream: String,
+    pub received_at: DateTime<Utc>,
+    pub client_ip: Option<String>,
+    /// For single-event endpoints such as `/v1/track`, the type the path implies.
+    pub implied_type: Option<EventType>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedEvent {
+    pub index: usize,
+    pub error: String,
+}
+
+/// The result of one request body: events to store, and the ones refused (with why).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub events: Vec<Event>,
+    pub rejected: Vec<Rejected>,
+    /// A write key carried in the body (Segment SDKs may send it there instead of in a header).
+    pub write_key: Option<String>,
+}
+
+impl Outcome {
+    pub fn rejections(&self) -> Vec<RejectedEvent> {
+        self.rejected
+            .iter()
+            .map(|r| RejectedEvent {
+                index: r.index as usize,
+                error: r.error.clone(),
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IngestError {
+    #[error("request body is not valid JSON: {0}")]
+    Malformed(String),
+    #[error("request body must be an event object, an array of events, or {{\"batch\": [...]}}")]
+    NotEvents,
+    #[error("request has no events")]
+    Empty,
+    #[error("a request may carry at most {MAX_EVENTS_PER_REQUEST} events; this one has {0}")]
+    TooManyEvents(usize),
+}
+
+/// Batch-level fields every event of the request inherits.
+struct Shared<'a> {
+    context: Option<&'a RawValue>,
+    integrations: Option<&'a RawValue>,
+    sent_at: Option<DateTime<Utc>>,
+}
+
+pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
+    let text = std::str::from_utf8(body).map_err(|e| IngestError::Malformed(e.to_string()))?;
+    let first = text.trim_start().as_bytes().first().copied();
+    let (raw_events, shared, write_key) = match first {
+        Some(b'[') => {
+            let events: Vec<&RawValue> =
+                serde_json::from_str(text).map_err(|e| IngestError::Malformed(e.to_string()))?;
+            (
+                events,
+                Shared {
+                    context: None,
+                    integrations: None,
+                    sent_at: None,
+                },
+                None,
+            )
+        }
+        Some(b'{') => {
+            let envelope: Envelope =
+                serde_json::from_str(text).map_err(|e| IngestError::Malformed(e.to_string()))?;
+            let write_key = envelope.write_key.map(|k| k.into_owned());
+            match envelope.batch {
+                Some(batch) => {
+                    let shared = Shared {
+                        context: envelope.context.filter(|c| json::is_object(c)),
+                        integrations: envelope.integrations.filter(|c| json::is_object(c)),
+                        sent_at: envelope.sent_at.as_deref().and_then(time::parse),
+                    };
+                    (batch, shared, write_key)
+                }
+                None => {
+                    let whole: &RawValue = serde_json::from_str(text)
+                        .map_err(|e| IngestError::Malformed(e.to_string()))?;
+                    (
+                        vec![whole],
+                        Shared {
+                            context: None,
+                            integrations: None,
+                            sent_at: None,
+                        },
+                        write_key,
+                    )
+                }
+            }
+        }
+        Some(_) => {
+            // Valid JSON that is not an object or array is a shape error; anything else is malformed.
+            return Err(match serde_json::from_str::<&RawValue>(text) {
+                Ok(_) => IngestError::NotEvents,
+                Err(e) => IngestError::Malformed(e.to_string()),
+            });
+        }
+        None => return Err(IngestError::Empty),
+    };
+    if raw_events.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    if raw_events.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(IngestError::TooManyEvents(raw_events.len()));
+    }
+
+    let mut outcome = Outcome {
+        events: Vec::with_capacity(raw_events.len()),
+        write_key,
+        ..Outcome::default()
+    };
+    for (index, raw) in raw_events.into_iter().enumerate() {
+        match validate::event(raw, &shared, info) {
+            Ok(event) => outcome.events.push(event),
+            Err(error) => outcome.rejected.push(Rejected {
+                received_at: info.received_at,
+                stream: info.stream.clone(),
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                error,
+                raw: raw.get().to_owned(),
+                context_ip: info.client_ip.clone(),
+            }),
+        }
+    }
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+use chrono::{DateTime, Utc};
+
+use super::*;
+
+fn info() -> RequestInfo {
+    RequestInfo {
+        stream: "web".into(),
+        received_at: time::parse("2026-05-01T10:00:00Z").unwrap_or_default(),
+        client_ip: Some("203.0.113.7".into()),
+        implied_type: None,
+    }
+}
+
+fn one(event: &str) -> Result<Event, String> {
+    let outcome = ingest(event.as_bytes(), &info()).map_err(|e| e.to_string())?;
+    match (
+        outcome.events.into_iter().next(),
+        outcome.rejected.into_iter().next(),
+    ) {
+        (Some(event), None) => Ok(event),
+        (None, Some(rejected)) => Err(rejected.error),
+        _ => Err("expected exactly one event".into()),
+    }
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    time::parse(s).unwrap_or_default()
+}
+
+#[test]
+fn each_rule_has_an_actionable_error() {
+    let cases = [
+        (r#"{"event":"x","userId":"u"}"#, "type is required"),
+        (
+            r#"{"type":"click","userId":"u"}"#,
+            r#"type "click" is not one of track, identify, page, screen, group, alias"#,
+        ),
+        (
+            r#"{"type":"track","event":"x"}"#,
+            "userId or anonymousId is required",
+        ),
+        (
+            r#"{"type":"track","event":"x","userId":"","anonymousId":null}"#,
+            "userId or anonymousId is required",
+        ),
+        (
+            r#"{"type":"track","userId":"u"}"#,
+            "event is required for track",
+        ),
+        (
+            r#"{"type":"group","userId":"u"}"#,
+            "groupId is required for group",
+        ),
+        (
+            r#"{"type":"alias","userId":"u"}"#,
+            "previousId is required for alias",
+        ),
+        (
+            r#"{"type":"alias","anonymousId":"a","previousId":"p"}"#,
+            "userId is required for alias",
+        ),
+        (
+            r#"{"type":"identify","userId":"u","timestamp":"last tuesday"}"#,
+            r#"timestamp must be an ISO-8601 date-time, got "last tuesday""#,
+        ),
+        (
+            r#"{"type":"identify","userId":"u","sentAt":"2026-99-01"}"#,
+            r#"sentAt must be an ISO-8601 date-time, got "2026-99-01""#,
+        ),
+        (
+            r#"{"type":"identify","userId":"u","properties":[1]}"#,
+            "properties must be an object",
+        ),
+        (
+            r#"{"type":"identify","userId":"u","traits":"vip"}"#,
+            "traits must be an object",
+        ),
+        (
+            r#"{"type":"identify","userId":"u","event":5}"#,
+            "event must be a string",
+        ),
+        (
+            r#"{"type":"identify","userId":true}"#,
+            "userId must be a string",
+        ),
+    ];
+    for (event, expected) in cases {
+        assert_eq!(one(event), Err(expected.to_owned()), "for {event}");
+    }
+    let long_id = format!(
+        r#"{{"type":"identify","userId":"u","messageId":"{}"}}"#,
+        "m".repeat(101)
+    );
+    assert_eq!(
+        one(&long_id),
+        Err("messageId must be at most 100 characters".to_owned())
+    );
+    let padding = "x".repeat(MAX_EVENT_BYTES);
+    let big = format!(r#"{{"type":"identify","userId":"u","traits":{{"p":"{padding}"}}}}"#);
+    let error = one(&big).err().unwrap_or_default();
+    assert!(
+        error.starts_with("event is ") && error.ends_with("the limit is 32 KB (32768 bytes)"),
+        "{error}"
+    );
+    assert_eq!(one("[5]"), Err("event must be a JSON object".to_owned()));
+}
+
+#[test]
+fn request_shape_errors() {
+    let err = |body: &str| ingest(body.as_bytes(), &info()).err();
+    assert!(matches!(err("{nope"), Some(IngestError::Malformed(_))));
+    assert_eq!(err("42"), Some(IngestError::NotEvents));
+    assert_eq!(err(""), Some(IngestError::Empty));
+    assert_eq!(err("[]"), Some(IngestError::Empty));
+    assert_eq!(err(r#"{"batch":[]}"#), Some(IngestError::Empty));
+    let many = format!(
+        "[{}]",
+        vec![r#"{"type":"identify","userId":"u"}"#; 2501].join(",")
+    );
+    assert_eq!(err(&many), Some(IngestError::TooManyEvents(2501)));
+}
+
+#[test]
+fn enrichment_fills_ids_times_and_ip() {
+    let event = one(r#"{"type":"identify","anonymousId":"a1","userId":null}"#);
+    let Ok(event) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(event.user_id, None);
+    assert_eq!(event.anonymous_id.as_deref(), Some("a1"));
+    assert!(uuid::Uuid::parse_str(&event.message_id).is_ok_and(|u| u.get_version_num() == 7));
+    assert_eq!(event.timestamp, at("2026-05-01T10:00:00Z"));
+    assert_eq!(event.received_at, at("2026-05-01T10:00:00Z"));
+    assert_eq!(event.context_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(event.context.as_deref(), Some(r#"{"ip":"203.0.113.7"}"#));
+
+    // Device clock one hour fast; the event happened 30 s before it was sent.
+    let skewed = one(r#"{"type":"track","event":"E","userId":7,"messageId":"m-1",
+            "timestamp":"2026-05-01T11:00:00Z","sentAt":"2026-05-01T11:00:30Z",
+            "context":{"ip":"198.51.100.1","userAgent":"UA","library":{"name":"lib","version":"1.2"}}}"#);
+    let Ok(skewed) = skewed else {
+        panic!("{skewed:?}")
+    };
+    assert_eq!(skewed.user_id.as_deref(), Some("7"));
+    assert_eq!(skewed.message_id, "m-1");
+    assert_eq!(skewed.timestamp, at("2026-05-01T09:59:30Z"));
+    assert_eq!(skewed.original_timestamp, Some(at("2026-05-01T11:00:00Z")));
+    assert_eq!(skewed.context_ip.as_deref(), Some("198.51.100.1"));
+    assert_eq!(skewed.context_user_agent.as_deref(), Some("UA"));
+    assert_eq!(skewed.context_library_name.as_deref(), Some("lib"));
+    assert_eq!(skewed.context_library_version.as_deref(), Some("1.2"));
+}
+
+#[test]
+fn batch_context_is_merged_and_event_keys_win() {
+    let body = r#"{"sentAt":"2026-05-01T10:00:10Z","context":{"library":{"name":"batch-lib"},"locale":"en"},
+        "integrations":{"All":false},
+        "batch":[
+          {"type":"page","userId":"u","name":"Home","timestamp":"2026-05-01T10:00:00Z",
+           "properties":{"path":"/","url":"https://x.test/","title":"Home"},"context":{"locale":"de","page":{"referrer":"https://r.test/"}}},
+          {"type":"screen","userId":"u","name":"Main","integrations":{"All":true}}
+        ]}"#;
+    let outcome = ingest(body.as_bytes(), &info());
+    let Ok(outcome) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(outcome.rejected.is_empty());
+    let [page, screen] = &outcome.events[..] else {
+        panic!("two events expected")
+    };
+    assert_eq!(page.context_library_name.as_deref(), Some("batch-lib"));
+    assert_eq!(page.page_path.as_deref(), Some("/"));
+    assert_eq!(page.page_url.as_deref(), Some("https://x.test/"));
+    assert_eq!(page.page_title.as_deref(), Some("Home"));
+    assert_eq!(page.page_referrer.as_deref(), Some("https://r.test/"));
+    assert_eq!(page.timestamp, at("2026-05-01T09:59:50Z"));
+    let context: serde_json::Value =
+        serde_json::from_str(page.context.as_deref().unwrap_or("null")).unwrap_or_default();
+    assert_eq!(context["locale"], "de");
+    assert_eq!(context["ip"], "203.0.113.7");
+    assert_eq!(page.integrations.as_deref(), Some(r#"{"All":false}"#));
+    assert_eq!(screen.integrations.as_deref(), Some(r#"{"All":true}"#));
+    assert_eq!(screen.name.as_deref(), Some("Main"));
+}
+
+#[test]
+fn mixed_request_keeps_good_events_and_reports_bad_ones_by_index() {
+    let body = r#"[{"type":"identify","userId":"a"},{"type":"identify"},{"type":"identify","userId":"b"}]"#;
+    let outcome = ingest(body.as_bytes(), &info());
+    let Ok(outcome) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(outcome.events.len(), 2);
+    assert_eq!(
+        outcome.rejections(),
+        vec![RejectedEvent {
+            index: 1,
+            error: "userId or anonymousId is required".into()
+        }]
+    );
+    assert_eq!(outcome.rejected[0].raw, r#"{"type":"identify"}"#);
+    assert_eq!(outcome.rejected[0].stream, "web");
+}
+
+#[test]
+fn implied_type_fills_a_missing_type_only() {
+    let mut info = info();
+    info.implied_type = Some(EventType::Track);
+    let outcome = ingest(br#"{"event":"E","userId":"u","writeKey":"k"}"#, &info);
+    let Ok(outcome) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(outcome.events[0].event_type, EventType::Track);
+    assert_eq!(outcome.write_key.as_deref(), Some("k"));
+}

@@ -1,0 +1,216 @@
+//! The Segment spec's rules for one event, and the enrichment of an event that passes them.
+//! Error texts are shown to API clients, so each says what to change.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use eventkit_sinks::{Event, EventType};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::json::{is_object, merge_defaults, with_ip};
+use super::time;
+use super::wire::{ContextView, PageView, WireEvent};
+use super::{MAX_EVENT_BYTES, RequestInfo, Shared};
+
+const MAX_MESSAGE_ID_CHARS: usize = 100;
+
+pub(super) fn event(raw: &RawValue, shared: &Shared, info: &RequestInfo) -> Result<Event, String> {
+    let text = raw.get();
+    if text.len() > MAX_EVENT_BYTES {
+        return Err(format!(
+            "event is {} bytes; the limit is 32 KB ({MAX_EVENT_BYTES} bytes)",
+            text.len()
+        ));
+    }
+    if !is_object(raw) {
+        return Err("event must be a JSON object".to_owned());
+    }
+    let wire: WireEvent = serde_json::from_str(text).map_err(|_| diagnose(text))?;
+
+    let event_type = match (wire.event_type.as_deref(), info.implied_type) {
+        (Some(name), _) => EventType::parse(name).ok_or_else(|| {
+            format!("type {name:?} is not one of track, identify, page, screen, group, alias")
+        })?,
+        (None, Some(implied)) => implied,
+        (None, None) => return Err("type is required".to_owned()),
+    };
+    let user_id = non_empty(wire.user_id);
+    let anonymous_id = non_empty(wire.anonymous_id);
+    if user_id.is_none() && anonymous_id.is_none() {
+        return Err("userId or anonymousId is required".to_owned());
+    }
+    let event_name = non_empty(wire.event);
+    let group_id = non_empty(wire.group_id);
+    let previous_id = non_empty(wire.previous_id);
+    match event_type {
+        EventType::Track if event_name.is_none() => {
+            return Err("event is required for track".to_owned());
+        }
+        EventType::Group if group_id.is_none() => {
+            return Err("groupId is required for group".to_owned());
+        }
+        EventType::Alias if previous_id.is_none() => {
+            return Err("previousId is required for alias".to_owned());
+        }
+        EventType::Alias if user_id.is_none() => {
+            return Err("userId is required for alias".to_owned());
+        }
+        _ => {}
+    }
+    if let Some(id) = &wire.message_id
+        && id.chars().count() > MAX_MESSAGE_ID_CHARS
+    {
+        return Err(format!(
+            "messageId must be at most {MAX_MESSAGE_ID_CHARS} characters"
+        ));
+    }
+    let original = timestamp("originalTimestamp", wire.original_timestamp.as_deref())?
+        .or(timestamp("timestamp", wire.timestamp.as_deref())?);
+    let sent_at = timestamp("sentAt", wire.sent_at.as_deref())?.or(shared.sent_at);
+    for (field, value) in [
+        ("properties", wire.properties),
+        ("traits", wire.traits),
+        ("context", wire.context),
+        ("integrations", wire.integrations),
+    ] {
+        if value.is_some_and(|v| !is_object(v)) {
+            return Err(format!("{field} must be an object"));
+        }
+    }
+
+    let context = match shared.context {
+        Some(defaults) => merge_defaults(wire.context, defaults),
+        None => wire.context.map(|c| c.get().to_owned()),
+    };
+    let integrations = match shared.integrations {
+        Some(defaults) => merge_defaults(wire.integrations, defaults),
+        None => wire.integrations.map(|c| c.get().to_owned()),
+    };
+    let view: ContextView = context
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+        .unwrap_or_default();
+    let page = page_fields(event_type, wire.properties, view.page);
+    let library = view.library.unwrap_or_default();
+    let (context_user_agent, library_name, library_version) = (
+        owned(view.user_agent),
+        owned(library.name),
+        owned(library.version),
+    );
+    let (page_path, page_url, page_referrer, page_title) = (
+        owned(page.path),
+        owned(page.url),
+        owned(page.referrer),
+        owned(page.title),
+    );
+    let sent_ip = owned(view.ip);
+    // A client-sent context.ip wins, as in Segment: server-side SDKs forward the end user's.
+    let (context_ip, context) = match (sent_ip, &info.client_ip) {
+        (Some(ip), _) => (Some(ip), context),
+        (None, Some(ip)) => (Some(ip.clone()), Some(with_ip(context.as_deref(), ip))),
+        (None, None) => (None, context),
+    };
+
+    Ok(Event {
+        message_id: match wire.message_id {
+            Some(id) if !id.is_empty() => id.into_owned(),
+            _ => uuid::Uuid::now_v7().to_string(),
+        },
+        event_type,
+        event: event_name,
+        name: owned(wire.name),
+        user_id,
+        anonymous_id,
+        group_id,
+        previous_id,
+        timestamp: time::corrected(info.received_at, original, sent_at),
+        original_timestamp: original,
+        sent_at,
+        received_at: info.received_at,
+        context_ip,
+        context_user_agent,
+        context_library_name: library_name,
+        context_library_version: library_version,
+        page_path,
+        page_url,
+        page_referrer,
+        page_title,
+        properties: wire.properties.map(|p| p.get().to_owned()),
+        traits: wire.traits.map(|t| t.get().to_owned()),
+        context,
+        integrations,
+    })
+}
+
+fn owned(value: Option<Cow<str>>) -> Option<String> {
+    value.map(Cow::into_owned)
+}
+
+fn non_empty(value: Option<Cow<str>>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty()).map(Cow::into_owned)
+}
+
+fn timestamp(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+    match value {
+        None => Ok(None),
+        Some(text) => time::parse(text)
+            .map(Some)
+            .ok_or_else(|| format!("{field} must be an ISO-8601 date-time, got {text:?}")),
+    }
+}
+
+/// A page call carries its page in `properties`; other calls from a browser carry it in
+/// `context.page`. Properties win field by field.
+fn page_fields<'a>(
+    event_type: EventType,
+    properties: Option<&'a RawValue>,
+    context_page: Option<PageView<'a>>,
+) -> PageView<'a> {
+    let from_properties: PageView = match (event_type, properties) {
+        (EventType::Page, Some(p)) => serde_json::from_str(p.get()).unwrap_or_default(),
+        _ => PageView::default(),
+    };
+    let context_page = context_page.unwrap_or_default();
+    PageView {
+        path: from_properties.path.or(context_page.path),
+        url: from_properties.url.or(context_page.url),
+        referrer: from_properties.referrer.or(context_page.referrer),
+        title: from_properties.title.or(context_page.title),
+    }
+}
+
+/// The typed parse failed: find which field is wrong and say so. Only rejected events pay for
+/// building a `Value` here.
+fn diagnose(text: &str) -> String {
+    let Ok(map) = serde_json::from_str::<Map<String, Value>>(text) else {
+        return "event is not a valid JSON object".to_owned();
+    };
+    const STRINGS: [&str; 7] = [
+        "type",
+        "messageId",
+        "event",
+        "name",
+        "timestamp",
+        "originalTimestamp",
+        "sentAt",
+    ];
+    const IDS: [&str; 4] = ["userId", "anonymousId", "groupId", "previousId"];
+    for field in STRINGS {
+        if map
+            .get(field)
+            .is_some_and(|v| !v.is_string() && !v.is_null())
+        {
+            return format!("{field} must be a string");
+        }
+    }
+    for field in IDS {
+        if map
+            .get(field)
+            .is_some_and(|v| !(v.is_string() || v.is_number() || v.is_null()))
+        {
+            return format!("{field} must be a string");
+        }
+    }
+    "event has a field of the wrong type".to_owned()
+}

@@ -1,0 +1,10 @@
+//! eventkit: accepts Segment-spec events over HTTP, validates and enriches them, queues them, and
+//! writes them as Parquet files to object storage.
+
+pub mod batcher;
+pub mod config;
+pub mod http;
+pub mod ingest;
+pub mod queue;
+pub mod server;
+pub mod telemetry;

@@ -1,0 +1,175 @@
+//! `async` mode: a bounded in-process queue. Accepted records live in memory until stored, so a
+//! crash loses them; a graceful stop does not (the batcher drains and flushes everything).
+
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use eventkit_sinks::Batch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use super::{Ack, Consumer, Delivery, Queue, QueueError};
+
+/// Permits count bytes in KiB so a large queue fits the semaphore's `u32` requests.
+const BYTES_PER_PERMIT: usize = 1024;
+
+pub struct InProcessQueue {
+    events: Arc<Semaphore>,
+    bytes: Arc<Semaphore>,
+    event_capacity: usize,
+    sender: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
+}
+
+pub struct InProcessConsumer {
+    receiver: mpsc::UnboundedReceiver<Delivery>,
+}
+
+impl InProcessQueue {
+    /// The channel itself is unbounded only in name: nothing enters it without permits from
+    /// both semaphores, and permits return only when the delivery's file is stored.
+    pub fn new(event_capacity: usize, byte_capacity: usize) -> (Arc<Self>, InProcessConsumer) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let kib = (byte_capacity / BYTES_PER_PERMIT).max(1);
+        let queue = Arc::new(Self {
+            events: Arc::new(Semaphore::new(event_capacity.min(Semaphore::MAX_PERMITS))),
+            bytes: Arc::new(Semaphore::new(kib.min(Semaphore::MAX_PERMITS))),
+            event_capacity,
+            sender: Mutex::new(Some(sender)),
+        });
+        (queue, InProcessConsumer { receiver })
+    }
+
+    fn permits(
+        semaphore: &Arc<Semaphore>,
+        amount: usize,
+        what: &str,
+    ) -> Result<OwnedSemaphorePermit, QueueError> {
+        let amount = u32::try_from(amount).map_err(|_| QueueError::TooLarge(what.to_owned()))?;
+        match semaphore.clone().try_acquire_many_owned(amount) {
+            Ok(permit) => Ok(permit),
+            Err(tokio::sync::TryAcquireError::Closed) => Err(QueueError::Closed),
+            Err(tokio::sync::TryAcquireError::NoPermits) => Err(QueueError::Full),
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for InProcessQueue {
+    async fn enqueue(&self, batches: Vec<Batch>) -> Result<(), QueueError> {
+        let sizes: Vec<(usize, usize)> = batches
+            .iter()
+            .map(|b| {
+                (
+                    b.records.len(),
+                    b.records.approx_bytes().div_ceil(BYTES_PER_PERMIT),
+                )
+            })
+            .collect();
+        let total_events: usize = sizes.iter().map(|s| s.0).sum();
+        let total_kib: usize = sizes.iter().map(|s| s.1).sum();
+        if total_events > self.event_capacity {
+            return Err(QueueError::TooLarge(format!(
+                "a request of {total_events} events"
+            )));
+        }
+        // Both reservations are taken before anything is sent, so a request is queued whole or
+        // not at all: a client never sees a 503 for a request that was half accepted.
+        let mut event_permits = Self::permits(&self.events, total_events, "request")?;
+        let mut byte_permits = Self::permits(&self.bytes, total_kib, "request")?;
+        let guard = self.sender.lock().map_err(|_| QueueError::Closed)?;
+        let sender = guard.as_ref().ok_or(QueueError::Closed)?;
+        for (batch, (events, kib)) in batches.into_iter().zip(sizes) {
+            let held = (
+                event_permits.split(events).ok_or(QueueError::Closed)?,
+                byte_permits.split(kib).ok_or(QueueError::Closed)?,
+            );
+            let ack = Ack::new(move || drop(held));
+            sender
+                .send(Delivery { batch, ack })
+                .map_err(|_| QueueError::Closed)?;
+        }
+        Ok(())
+    }
+
+    fn depth(&self) -> usize {
+        self.event_capacity
+            .saturating_sub(self.events.available_permits())
+    }
+
+    fn has_room(&self) -> bool {
+        // "Room" means a full-size request would fit; near-full is reported as not ready so a
+        // load balancer can steer traffic away before clients see 503s.
+        self.events.available_permits()
+            >= crate::ingest::MAX_EVENTS_PER_REQUEST.min(self.event_capacity)
+    }
+
+    fn close(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+    }
+}
+
+#[async_trait]
+impl Consumer for InProcessConsumer {
+    async fn next(&mut self) -> Option<Delivery> {
+        self.receiver.recv().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eventkit_sinks::{Records, Rejected};
+
+    fn batch(n: usize) -> Batch {
+        let rejected = (0..n)
+            .map(|i| Rejected {
+                received_at: chrono::Utc::now(),
+                stream: "s".into(),
+                index: i as u32,
+                error: "e".into(),
+                raw: "{}".into(),
+                context_ip: None,
+            })
+            .collect();
+        Batch {
+            stream: "_rejected".into(),
+            records: Records::Rejected(rejected),
+        }
+    }
+
+    #[tokio::test]
+    async fn full_queue_refuses_until_acknowledged() {
+        let (queue, mut consumer) = InProcessQueue::new(10, 1 << 20);
+        assert_eq!(queue.enqueue(vec![batch(6)]).await, Ok(()));
+        assert_eq!(queue.enqueue(vec![batch(6)]).await, Err(QueueError::Full));
+        assert_eq!(queue.depth(), 6);
+        let delivery = consumer.next().await;
+        assert!(delivery.is_some());
+        // Still held: received by the batcher is not the same as stored.
+        assert_eq!(queue.enqueue(vec![batch(6)]).await, Err(QueueError::Full));
+        if let Some(d) = delivery {
+            d.ack.ack();
+        }
+        assert_eq!(queue.depth(), 0);
+        assert_eq!(queue.enqueue(vec![batch(6)]).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn close_drains_then_ends() {
+        let (queue, mut consumer) = InProcessQueue::new(10, 1 << 20);
+        assert_eq!(queue.enqueue(vec![batch(2), batch(3)]).await, Ok(()));
+        queue.close();
+        assert_eq!(queue.enqueue(vec![batch(1)]).await, Err(QueueError::Closed));
+        assert_eq!(
+            consumer.next().await.map(|d| d.batch.records.len()),
+            Some(2)
+        );
+        assert_eq!(
+            consumer.next().await.map(|d| d.batch.records.len()),
+            Some(3)
+        );
+        assert!(consumer.next().await.is_none());
+    }
+}

@@ -1,0 +1,69 @@
+//! The queue between the HTTP handlers and the batch writers. Modes differ only here.
+//!
+//! The contract every mode keeps:
+//! - `enqueue` resolves only when the records are as safe as the mode promises (in memory for
+//!   `async`; acknowledged by Pub/Sub for `pubsub`; fsynced for a write-ahead log), so a 2xx
+//!   answer is never given for records the mode could still lose.
+//! - A delivery is acknowledged with [`Ack::ack`] only after its file is stored. Until then the
+//!   queue still holds it (and, for in-process mode, still counts it against capacity), which is
+//!   what bounds memory across the queue *and* the batch buffers.
+
+mod in_process;
+
+use async_trait::async_trait;
+use eventkit_sinks::Batch;
+
+pub use in_process::InProcessQueue;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QueueError {
+    /// Back-pressure: the caller should answer 503 with `Retry-After`.
+    #[error("the queue is full")]
+    Full,
+    /// Larger than the queue could ever hold: retrying will not help.
+    #[error("{0} exceeds the queue's total capacity")]
+    TooLarge(String),
+    #[error("the queue is shutting down")]
+    Closed,
+    #[error("the queue backend failed: {0}")]
+    Backend(String),
+}
+
+#[async_trait]
+pub trait Queue: Send + Sync + 'static {
+    async fn enqueue(&self, batches: Vec<Batch>) -> Result<(), QueueError>;
+
+    /// Records accepted and not yet stored.
+    fn depth(&self) -> usize;
+
+    /// Whether a typical request would be accepted now; feeds `/ready`.
+    fn has_room(&self) -> bool;
+
+    /// Stops accepting. The consumer then drains what is queued and ends.
+    fn close(&self);
+}
+
+#[async_trait]
+pub trait Consumer: Send + 'static {
+    /// The next delivery, or `None` once the queue is closed and drained.
+    async fn next(&mut self) -> Option<Delivery>;
+}
+
+pub struct Delivery {
+    pub batch: Batch,
+    pub ack: Ack,
+}
+
+/// Releases a delivery from the queue. Dropping it unacknowledged is the same as a crash: the
+/// mode's redelivery rules apply (none for `async`, whose memory is simply freed).
+pub struct Ack(Box<dyn FnOnce() + Send>);
+
+impl Ack {
+    pub fn new(on_ack: impl FnOnce() + Send + 'static) -> Self {
+        Self(Box::new(on_ack))
+    }
+
+    pub fn ack(self) {
+        (self.0)()
+    }
+}

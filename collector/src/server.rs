@@ -1,0 +1,69 @@
+//! Wiring: config → store → sink → queue → batcher → HTTP, and the orderly stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use eventkit_sinks::{ParquetSink, Sink, open_store};
+use tokio::net::TcpListener;
+
+use crate::batcher::{Batcher, SinkHealth};
+use crate::config::{Config, QueueMode};
+use crate::http::{AppState, router};
+use crate::queue::{InProcessQueue, Queue};
+use crate::telemetry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("sink.url: {0}")]
+    Store(#[from] eventkit_sinks::StoreError),
+    #[error("sink: {0}")]
+    Sink(#[from] eventkit_sinks::SinkError),
+    #[error("queue.mode = \"pubsub\" is not available in this build yet; use \"async\"")]
+    ModeUnavailable,
+    #[error("serving HTTP: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error("the batch writer stopped abnormally: {0}")]
+    Batcher(String),
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, drains the queue, flushes every
+/// batch and returns once all accepted events are stored.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let store = open_store(&config.sink.url)?;
+    let sink: Arc<dyn Sink> = Arc::new(ParquetSink::new(store)?);
+    let (queue, consumer) = match config.queue.mode {
+        QueueMode::Async => InProcessQueue::new(config.queue.capacity, config.queue.capacity_bytes),
+        QueueMode::Pubsub => return Err(ServerError::ModeUnavailable),
+    };
+    let sink_health = Arc::new(SinkHealth::default());
+    let batcher = Batcher::new(sink, config.batch.clone(), sink_health.clone());
+    let writer = tokio::spawn(batcher.run(consumer));
+
+    let queue: Arc<dyn Queue> = queue;
+    let state = AppState {
+        queue: queue.clone(),
+        sink_health,
+        prometheus: telemetry::prometheus(),
+        trust_forwarded_for: config.server.trust_forwarded_for,
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, sink = %config.sink.url, mode = ?config.queue.mode, "eventkit listening");
+    }
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+
+    // In-flight requests have finished (accepted or refused); nothing new can be enqueued.
+    queue.close();
+    tracing::info!(pending = queue.depth(), "draining the queue");
+    let drained = writer.await;
+    tracing::info!("all accepted events stored");
+    served?;
+    drained.map_err(|e| ServerError::Batcher(e.to_string()))
+}

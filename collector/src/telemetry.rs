@@ -1,0 +1,54 @@
+//! Metric names (one place, so dashboards and code agree) and the Prometheus recorder.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const EVENTS_ACCEPTED: &str = "eventkit_events_accepted_total";
+pub const EVENTS_REJECTED: &str = "eventkit_events_rejected_total";
+pub const REQUESTS_REFUSED: &str = "eventkit_requests_refused_total";
+pub const QUEUE_DEPTH: &str = "eventkit_queue_depth";
+pub const BATCHES_WRITTEN: &str = "eventkit_batches_written_total";
+pub const FILES_WRITTEN: &str = "eventkit_files_written_total";
+pub const ROWS_WRITTEN: &str = "eventkit_rows_written_total";
+pub const BYTES_WRITTEN: &str = "eventkit_bytes_written_total";
+pub const WRITE_ERRORS: &str = "eventkit_write_errors_total";
+pub const FLUSH_SECONDS: &str = "eventkit_flush_seconds";
+
+/// Flushes range from milliseconds (a small local file) to tens of seconds (a large upload
+/// over a slow link, with retries).
+const FLUSH_BUCKETS: [f64; 12] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide recorder. Installed once: every server in a process (tests start several)
+/// reports into the same registry, as metrics are process-global by nature.
+pub fn prometheus() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(FLUSH_SECONDS.to_owned()), &FLUSH_BUCKETS);
+            match builder {
+                Ok(builder) => {
+                    let recorder = builder.build_recorder();
+                    let handle = recorder.handle();
+                    if metrics::set_global_recorder(recorder).is_err() {
+                        tracing::warn!(
+                            "a metrics recorder was already installed; /metrics will be empty"
+                        );
+                    }
+                    handle
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "metrics buckets rejected; using defaults");
+                    let recorder = PrometheusBuilder::new().build_recorder();
+                    let handle = recorder.handle();
+                    let _ = metrics::set_global_recorder(recorder);
+                    handle
+                }
+            }
+        })
+        .clone()
+}

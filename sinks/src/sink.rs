@@ -1,0 +1,38 @@
+//! The sink contract: turn a batch of records into stored files. A sink knows nothing of the
+//! queue that fed it; the batcher above it owns retry policy and acknowledgement.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::record::Batch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("encoding records failed: {0}")]
+    Encode(String),
+    #[error("object store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("writer task failed: {0}")]
+    Task(String),
+}
+
+/// A file that is stored whole: readers can see it, and nothing of it is partial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub path: String,
+    pub rows: usize,
+    pub bytes: u64,
+}
+
+#[async_trait]
+pub trait Sink: Send + Sync + 'static {
+    /// Resolves only once every record of `batch` is in a stored file; on error nothing the call
+    /// created is visible, so the caller may simply try the same batch again.
+    async fn write(&self, batch: Arc<Batch>) -> Result<Vec<WrittenFile>, SinkError>;
+
+    /// A cheap probe of the store behind the sink, for readiness.
+    async fn check(&self) -> Result<(), SinkError>;
+}
