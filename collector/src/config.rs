@@ -101,7 +101,7 @@ impl Default for SinkConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(String),
     #[error("configuration key {key}: {reason}")]
     Invalid { key: &'static str, reason: String },
 }
@@ -114,7 +114,9 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment = figment.merge(Env::prefixed("EVENTKIT_").split("__"));
-        let config: Config = figment.extract().map_err(Box::new)?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -156,5 +158,101 @@ impl Config {
             });
         }
         Ok(())
+    }
+}
+
+/// Every problem figment found, each led by the key it concerns (`queue.mode`) and where the
+/// value came from, so a wrong setting is fixed at the first attempt.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = e
+                .path
+                .iter()
+                .map(|p| p.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("key {key}: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_then_env_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "eventkit.toml",
+                "[queue]\ncapacity = 5000\n[batch]\nmax_events = 10\n",
+            )?;
+            jail.set_env("EVENTKIT_BATCH__MAX_EVENTS", "20");
+            jail.set_env("EVENTKIT_SERVER__LISTEN", "0.0.0.0:9000");
+            jail.set_env("EVENTKIT_SINK__URL", "memory://");
+            let config =
+                Config::load(Some(Path::new("eventkit.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.queue.capacity, 5000);
+            assert_eq!(config.batch.max_events, 20);
+            assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+            assert_eq!(config.sink.url, "memory://");
+            assert_eq!(config.queue.mode, QueueMode::Async);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn wrong_values_name_their_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("EVENTKIT_QUEUE__MODE", "kafka");
+            let error = Config::load(None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("queue.mode"), "{error}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("EVENTKIT_SERVER__LISTEN", "not-an-address");
+            let error = Config::load(None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("server.listen"), "{error}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("EVENTKIT_BATCH__MAX_EVENTS", "0");
+            let error = Config::load(None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert_eq!(
+                error,
+                "configuration key batch.max_events: must be greater than 0"
+            );
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("EVENTKIT_QUEUE__SIZE", "10");
+            let error = Config::load(None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("size"), "{error}");
+            Ok(())
+        });
     }
 }

@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -28,15 +29,27 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
+    match serve(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line naming the problem (and its key), not a backtrace: this is what an
+            // operator sees when a setting is wrong.
+            eprintln!("eventkit: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
     let Cli {
         command: Command::Serve { config },
-    } = Cli::parse();
+    } = cli;
     let config = Config::load(config.as_deref())?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await

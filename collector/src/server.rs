@@ -15,13 +15,13 @@ use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("sink.url: {0}")]
+    #[error("sink.url")]
     Store(#[from] eventkit_sinks::StoreError),
-    #[error("sink: {0}")]
+    #[error("sink")]
     Sink(#[from] eventkit_sinks::SinkError),
     #[error("queue.mode = \"pubsub\" is not available in this build yet; use \"async\"")]
     ModeUnavailable,
-    #[error("serving HTTP: {0}")]
+    #[error("serving HTTP")]
     Serve(#[from] std::io::Error),
     #[error("the batch writer stopped abnormally: {0}")]
     Batcher(String),
