@@ -200,3 +200,109 @@ async fn store_until_written(sink: &dyn Sink, batch: Arc<Batch>, health: &SinkHe
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
+
+    use async_trait::async_trait;
+    use eventkit_sinks::{Records, Rejected, SinkError, WrittenFile};
+
+    use super::*;
+    use crate::queue::{InProcessQueue, Queue};
+
+    /// Fails its first `failures` writes, then records what it is given.
+    struct FlakySink {
+        failures: AtomicUsize,
+        stored: Mutex<Vec<Batch>>,
+    }
+
+    #[async_trait]
+    impl Sink for FlakySink {
+        async fn write(&self, batch: Arc<Batch>) -> Result<Vec<WrittenFile>, SinkError> {
+            if self.failures.load(Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                return Err(SinkError::Io(std::io::Error::other("store unreachable")));
+            }
+            self.stored
+                .lock()
+                .map_err(|e| SinkError::Task(e.to_string()))?
+                .push((*batch).clone());
+            Ok(vec![])
+        }
+
+        async fn check(&self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    fn batch(stream: &str, n: usize) -> Batch {
+        let rejected = (0..n)
+            .map(|i| Rejected {
+                received_at: chrono::Utc::now(),
+                stream: stream.into(),
+                index: i as u32,
+                error: "e".into(),
+                raw: "{}".into(),
+                context_ip: None,
+            })
+            .collect();
+        Batch {
+            stream: stream.into(),
+            records: Records::Rejected(rejected),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_store_is_retried_until_stored_and_capacity_held_meanwhile() {
+        let sink = Arc::new(FlakySink {
+            failures: AtomicUsize::new(3),
+            stored: Mutex::new(vec![]),
+        });
+        let health = Arc::new(SinkHealth::default());
+        let limits = BatchConfig {
+            max_events: 5,
+            max_bytes: usize::MAX,
+            max_age_ms: 60_000,
+        };
+        let (queue, consumer) = InProcessQueue::new(10, 1 << 20);
+        let batcher =
+            tokio::spawn(Batcher::new(sink.clone(), limits, health.clone()).run(consumer));
+
+        assert!(
+            queue
+                .enqueue(vec![batch("a", 3), batch("b", 2)])
+                .await
+                .is_ok()
+        );
+        assert!(queue.enqueue(vec![batch("a", 2)]).await.is_ok());
+        // "a" reached max_events and is being retried; its permits stay held.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(!health.is_healthy());
+        assert_eq!(queue.depth(), 7);
+        assert_eq!(
+            queue.enqueue(vec![batch("c", 4)]).await,
+            Err(crate::queue::QueueError::Full)
+        );
+
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(health.is_healthy());
+        assert_eq!(
+            queue.depth(),
+            2,
+            "only the unflushed stream b is still held"
+        );
+
+        queue.close();
+        assert!(batcher.await.is_ok());
+        assert_eq!(queue.depth(), 0);
+        let stored = sink.stored.lock().map(|s| s.clone()).unwrap_or_default();
+        let mut sizes: Vec<(String, usize)> = stored
+            .iter()
+            .map(|b| (b.stream.clone(), b.records.len()))
+            .collect();
+        sizes.sort();
+        assert_eq!(sizes, [("a".to_owned(), 5), ("b".to_owned(), 2)]);
+    }
+}

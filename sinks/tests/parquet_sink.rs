@@ -1,0 +1,94 @@
+//! The Parquet sink over an in-memory store: files land in the partition of their hour, whole,
+//! with every row.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use eventkit_sinks::{Batch, Event, EventType, ParquetSink, Records, Sink, open_store};
+use futures::TryStreamExt;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+fn event(id: &str, received_at: &str) -> Event {
+    let received_at: DateTime<Utc> = received_at.parse().unwrap();
+    Event {
+        message_id: id.into(),
+        event_type: EventType::Track,
+        event: Some("E".into()),
+        name: None,
+        user_id: Some("u".into()),
+        anonymous_id: None,
+        group_id: None,
+        previous_id: None,
+        timestamp: received_at,
+        original_timestamp: None,
+        sent_at: None,
+        received_at,
+        context_ip: None,
+        context_user_agent: None,
+        context_library_name: None,
+        context_library_version: None,
+        page_path: None,
+        page_url: None,
+        page_referrer: None,
+        page_title: None,
+        properties: Some(r#"{"n":1}"#.into()),
+        traits: None,
+        context: None,
+        integrations: None,
+    }
+}
+
+#[tokio::test]
+async fn a_batch_spanning_two_hours_becomes_one_file_per_hour() {
+    let store = open_store("memory://").unwrap();
+    let sink = ParquetSink::new(store.clone()).unwrap();
+    let events = vec![
+        event("a", "2026-01-01T09:59:59Z"),
+        event("b", "2026-01-01T09:59:59.999Z"),
+        event("c", "2026-01-01T10:00:00Z"),
+    ];
+    let batch = Arc::new(Batch { stream: "web".into(), records: Records::Events(events) });
+    let files = sink.write(batch).await.unwrap();
+    assert_eq!(files.iter().map(|f| f.rows).collect::<Vec<_>>(), [2, 1]);
+
+    let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
+    let mut paths: Vec<String> = listed.iter().map(|m| m.location.to_string()).collect();
+    paths.sort();
+    assert_eq!(paths.len(), 2);
+    assert!(paths[0].starts_with("stream=web/date=2026-01-01/hour=09/"), "{paths:?}");
+    assert!(paths[1].starts_with("stream=web/date=2026-01-01/hour=10/"), "{paths:?}");
+
+    let mut ids = Vec::new();
+    for meta in listed {
+        let bytes: Bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
+        assert_eq!(bytes.len() as u64, meta.size);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let column = batch.column_by_name("message_id").unwrap();
+            let column = column.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+            ids.extend(column.iter().map(|v| v.unwrap().to_owned()));
+        }
+    }
+    ids.sort();
+    assert_eq!(ids, ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn large_batches_are_split_into_row_groups_and_stay_one_file() {
+    let store = open_store("memory://").unwrap();
+    let sink = ParquetSink::new(store.clone()).unwrap();
+    let events: Vec<Event> = (0..150_000).map(|i| event(&format!("m{i}"), "2026-01-01T00:00:00Z")).collect();
+    let files = sink
+        .write(Arc::new(Batch { stream: "big".into(), records: Records::Events(events) }))
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].rows, 150_000);
+    let bytes = store.get(&files[0].path.as_str().into()).await.unwrap().bytes().await.unwrap();
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+    assert_eq!(builder.metadata().num_row_groups(), 3);
+    assert_eq!(builder.metadata().file_metadata().num_rows(), 150_000);
+}
