@@ -1,12 +1,16 @@
 //! One typed configuration, from defaults, then an optional TOML file, then `EVENTKIT_*`
 //! environment variables (`EVENTKIT_<SECTION>__<KEY>`). Validated once, at start-up.
 
+mod access;
+
 use std::net::SocketAddr;
 use std::path::Path;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+
+pub use access::{AuthConfig, CorsConfig, SourceConfig, WriteKey, parse_pairs};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -15,6 +19,11 @@ pub struct Config {
     pub queue: QueueConfig,
     pub batch: BatchConfig,
     pub sink: SinkConfig,
+    /// Segment sources: write key → stream.
+    #[serde(deserialize_with = "access::deserialize_sources")]
+    pub sources: Vec<SourceConfig>,
+    pub auth: AuthConfig,
+    pub cors: CorsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +32,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// The URL browsers reach this collector at (`https://collect.example.com`), written into
+    /// the settings document analytics.js fetches. Unset: taken from each request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -30,6 +42,7 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trust_forwarded_for: false,
+            public_url: None,
         }
     }
 }
@@ -151,10 +164,77 @@ impl Config {
                 ),
             });
         }
+        self.validate_access()?;
         if self.sink.url.trim().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "sink.url",
                 reason: "must not be empty".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_access(&self) -> Result<(), ConfigError> {
+        let stream_name = |key: &'static str, name: &str| {
+            if crate::http::valid_stream_name(name) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    reason: format!(
+                        "stream {name:?} is invalid: use 1-64 characters from a-z, 0-9, _ and -, not starting with _"
+                    ),
+                })
+            }
+        };
+        let mut seen = std::collections::HashMap::new();
+        for (index, source) in self.sources.iter().enumerate() {
+            stream_name("sources", &source.stream)?;
+            let key = source.write_key.as_str();
+            if key.trim().is_empty() || key.trim() != key {
+                return Err(ConfigError::Invalid {
+                    key: "sources",
+                    reason: format!(
+                        "write_key of source {} (stream {}) is empty or has surrounding spaces",
+                        index + 1,
+                        source.stream
+                    ),
+                });
+            }
+            // Naming the streams, never the key, is enough to find the duplicate.
+            if let Some(first) = seen.insert(key, &source.stream) {
+                return Err(ConfigError::Invalid {
+                    key: "sources",
+                    reason: format!(
+                        "the same write_key is listed for streams {first} and {}",
+                        source.stream
+                    ),
+                });
+            }
+        }
+        stream_name("auth.anonymous_stream", &self.auth.anonymous_stream)?;
+        for origin in &self.cors.allowed_origins {
+            let well_formed = origin == "*"
+                || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                    && !origin.ends_with('/')
+                    && axum::http::HeaderValue::from_str(origin).is_ok());
+            if !well_formed {
+                return Err(ConfigError::Invalid {
+                    key: "cors.allowed_origins",
+                    reason: format!(
+                        "{origin:?} is not an origin: use scheme://host[:port] without a path, or \"*\""
+                    ),
+                });
+            }
+        }
+        if let Some(url) = &self.server.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "server.public_url",
+                reason: format!("{url:?} must start with http:// or https://"),
             });
         }
         Ok(())
@@ -189,6 +269,8 @@ fn describe(error: figment::Error) -> String {
 }
 
 #[cfg(test)]
+// `figment::Jail` closures must return `figment::Error`, whose size is not ours to choose.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
@@ -254,5 +336,96 @@ mod tests {
             assert!(error.contains("size"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn sources_come_from_toml_tables_or_one_env_string() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "eventkit.toml",
+                "[[sources]]\nwrite_key = \"k-web\"\nstream = \"web\"\n\n[[sources]]\nwrite_key = \"k-app\"\nstream = \"app\"\n\n[auth]\nallow_anonymous = true\n\n[cors]\nallowed_origins = [\"https://shop.example\"]\n",
+            )?;
+            let config =
+                Config::load(Some(Path::new("eventkit.toml"))).map_err(|e| e.to_string())?;
+            let pairs: Vec<_> = config
+                .sources
+                .iter()
+                .map(|s| (s.write_key.as_str(), s.stream.as_str()))
+                .collect();
+            assert_eq!(pairs, [("k-web", "web"), ("k-app", "app")]);
+            assert!(config.auth.allow_anonymous);
+            assert_eq!(config.cors.allowed_origins, ["https://shop.example"]);
+
+            // The environment replaces the file's list.
+            jail.set_env("EVENTKIT_SOURCES", "key1=stream1, key2=stream2");
+            let config =
+                Config::load(Some(Path::new("eventkit.toml"))).map_err(|e| e.to_string())?;
+            let pairs: Vec<_> = config
+                .sources
+                .iter()
+                .map(|s| (s.write_key.as_str(), s.stream.as_str()))
+                .collect();
+            assert_eq!(pairs, [("key1", "stream1"), ("key2", "stream2")]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_sources_are_named_without_showing_the_key() {
+        let load_error = |jail: &mut figment::Jail, env: &str| {
+            jail.set_env("EVENTKIT_SOURCES", env);
+            Config::load(None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        figment::Jail::expect_with(|jail| {
+            let error = load_error(jail, "secret-1=web,secret-2");
+            assert!(error.contains("key sources"), "{error}");
+            assert!(error.contains("entry 2"), "{error}");
+            assert!(!error.contains("secret"), "{error}");
+
+            let error = load_error(jail, "secret-1=Web");
+            assert!(error.starts_with("configuration key sources:"), "{error}");
+            assert!(!error.contains("secret"), "{error}");
+
+            let error = load_error(jail, "secret-1=web,secret-1=app");
+            assert!(error.contains("streams web and app"), "{error}");
+            assert!(!error.contains("secret"), "{error}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "eventkit.toml",
+                "[[sources]]\nwrite_key = \"secret\"\nstream = \"web\"\nstraem = \"x\"\n",
+            )?;
+            let error = Config::load(Some(Path::new("eventkit.toml")))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("straem"), "{error}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "EVENTKIT_CORS__ALLOWED_ORIGINS",
+                "[\"https://shop.example/\"]",
+            );
+            let error = Config::load(None)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("cors.allowed_origins"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn write_keys_stay_out_of_debug_output() {
+        let config = Config {
+            sources: parse_pairs("very-secret=web").unwrap_or_default(),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("very-secret"));
     }
 }

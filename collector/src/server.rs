@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::batcher::{Batcher, SinkHealth};
 use crate::config::{Config, QueueMode};
-use crate::http::{AppState, router};
+use crate::http::{AppState, Auth, router};
 use crate::queue::{InProcessQueue, Queue};
 use crate::telemetry;
 
@@ -50,7 +50,15 @@ pub async fn run(
         sink_health,
         prometheus: telemetry::prometheus(),
         trust_forwarded_for: config.server.trust_forwarded_for,
+        auth: Arc::new(Auth::from_config(&config)),
+        cors: config.cors.clone(),
+        public_url: config.server.public_url.as_deref().map(Arc::from),
     };
+    if config.sources.is_empty() && !config.auth.allow_anonymous {
+        tracing::warn!(
+            "no [[sources]] configured and auth.allow_anonymous is off: /v1/* will answer 401"
+        );
+    }
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, sink = %config.sink.url, mode = ?config.queue.mode, "eventkit listening");

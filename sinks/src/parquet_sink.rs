@@ -68,10 +68,15 @@ impl ParquetSink {
             .await
             .map_err(|e| SinkError::Task(e.to_string()))?;
         let (mut bridge, bytes) = match encoded {
-            Ok(done) => done,
-            Err((error, bridge)) => {
+            Encoded {
+                bridge: Some(bridge),
+                outcome: Ok(bytes),
+            } => (bridge, bytes),
+            Encoded { bridge, outcome } => {
                 abort(bridge).await;
-                return Err(error);
+                return Err(outcome
+                    .err()
+                    .unwrap_or_else(|| SinkError::Task("writer lost".into())));
             }
         };
         let finished = tokio::task::spawn_blocking(move || {
@@ -103,21 +108,38 @@ async fn abort(bridge: Option<SyncIoBridge<BufWriter>>) {
 
 type Bridge = SyncIoBridge<BufWriter>;
 
-/// Streams one file's rows through the Parquet writer into the upload. On failure the bridge is
-/// handed back (when the writer still owns it) so the upload can be aborted, not left half done.
-#[allow(clippy::type_complexity)]
+/// What encoding left behind: the upload (when the writer still owned it, so a failure can be
+/// aborted rather than left half done) and the bytes written, or why it failed.
+struct Encoded {
+    bridge: Option<Bridge>,
+    outcome: Result<u64, SinkError>,
+}
+
+impl Encoded {
+    fn failed(error: SinkError, bridge: Option<Bridge>) -> Self {
+        Self {
+            bridge,
+            outcome: Err(error),
+        }
+    }
+}
+
+/// Streams one file's rows through the Parquet writer into the upload.
 fn encode(
     batch: &Batch,
     rows: Range<usize>,
     bridge: Bridge,
     properties: WriterProperties,
-) -> Result<(Bridge, u64), (SinkError, Option<Bridge>)> {
+) -> Encoded {
     let counted = CountingWriter {
         inner: bridge,
         bytes: 0,
     };
-    let mut writer = ArrowWriter::try_new(counted, schema_of(&batch.records), Some(properties))
-        .map_err(|e| (SinkError::Encode(e.to_string()), None))?;
+    let mut writer =
+        match ArrowWriter::try_new(counted, schema_of(&batch.records), Some(properties)) {
+            Ok(writer) => writer,
+            Err(e) => return Encoded::failed(SinkError::Encode(e.to_string()), None),
+        };
     let mut start = rows.start;
     while start < rows.end {
         let end = (start + ROW_GROUP_ROWS).min(rows.end);
@@ -127,14 +149,17 @@ fn encode(
                 .map_err(|e| SinkError::Encode(e.to_string()))
         });
         if let Err(error) = written {
-            return Err((error, writer.into_inner().ok().map(|c| c.inner)));
+            return Encoded::failed(error, writer.into_inner().ok().map(|c| c.inner));
         }
         start = end;
     }
-    let counted = writer
-        .into_inner()
-        .map_err(|e| (SinkError::Encode(e.to_string()), None))?;
-    Ok((counted.inner, counted.bytes))
+    match writer.into_inner() {
+        Ok(counted) => Encoded {
+            bridge: Some(counted.inner),
+            outcome: Ok(counted.bytes),
+        },
+        Err(e) => Encoded::failed(SinkError::Encode(e.to_string()), None),
+    }
 }
 
 fn slice_batch(batch: &Batch, rows: Range<usize>) -> Result<RecordBatch, SinkError> {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use eventkit_sinks::{Batch, Event, EventType, ParquetSink, Records, Sink, open_store};
 use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn event(id: &str, received_at: &str) -> Event {
@@ -49,7 +50,10 @@ async fn a_batch_spanning_two_hours_becomes_one_file_per_hour() {
         event("b", "2026-01-01T09:59:59.999Z"),
         event("c", "2026-01-01T10:00:00Z"),
     ];
-    let batch = Arc::new(Batch { stream: "web".into(), records: Records::Events(events) });
+    let batch = Arc::new(Batch {
+        stream: "web".into(),
+        records: Records::Events(events),
+    });
     let files = sink.write(batch).await.unwrap();
     assert_eq!(files.iter().map(|f| f.rows).collect::<Vec<_>>(), [2, 1]);
 
@@ -57,18 +61,36 @@ async fn a_batch_spanning_two_hours_becomes_one_file_per_hour() {
     let mut paths: Vec<String> = listed.iter().map(|m| m.location.to_string()).collect();
     paths.sort();
     assert_eq!(paths.len(), 2);
-    assert!(paths[0].starts_with("stream=web/date=2026-01-01/hour=09/"), "{paths:?}");
-    assert!(paths[1].starts_with("stream=web/date=2026-01-01/hour=10/"), "{paths:?}");
+    assert!(
+        paths[0].starts_with("stream=web/date=2026-01-01/hour=09/"),
+        "{paths:?}"
+    );
+    assert!(
+        paths[1].starts_with("stream=web/date=2026-01-01/hour=10/"),
+        "{paths:?}"
+    );
 
     let mut ids = Vec::new();
     for meta in listed {
-        let bytes: Bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
+        let bytes: Bytes = store
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_eq!(bytes.len() as u64, meta.size);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
             let column = batch.column_by_name("message_id").unwrap();
-            let column = column.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+            let column = column
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap();
             ids.extend(column.iter().map(|v| v.unwrap().to_owned()));
         }
     }
@@ -80,14 +102,25 @@ async fn a_batch_spanning_two_hours_becomes_one_file_per_hour() {
 async fn large_batches_are_split_into_row_groups_and_stay_one_file() {
     let store = open_store("memory://").unwrap();
     let sink = ParquetSink::new(store.clone()).unwrap();
-    let events: Vec<Event> = (0..150_000).map(|i| event(&format!("m{i}"), "2026-01-01T00:00:00Z")).collect();
+    let events: Vec<Event> = (0..150_000)
+        .map(|i| event(&format!("m{i}"), "2026-01-01T00:00:00Z"))
+        .collect();
     let files = sink
-        .write(Arc::new(Batch { stream: "big".into(), records: Records::Events(events) }))
+        .write(Arc::new(Batch {
+            stream: "big".into(),
+            records: Records::Events(events),
+        }))
         .await
         .unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].rows, 150_000);
-    let bytes = store.get(&files[0].path.as_str().into()).await.unwrap().bytes().await.unwrap();
+    let bytes = store
+        .get(&files[0].path.as_str().into())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
     assert_eq!(builder.metadata().num_row_groups(), 3);
     assert_eq!(builder.metadata().file_metadata().num_rows(), 150_000);

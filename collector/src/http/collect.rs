@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use super::auth::header_key;
 use super::body::read_body;
 use super::error::ApiError;
-use super::submit::submit;
+use super::submit::{Destination, submit};
 
 pub async fn collect(
     State(state): State<AppState>,
@@ -21,8 +22,19 @@ pub async fn collect(
         return Err(ApiError::BadStream(stream));
     }
     let (parts, body) = request.into_parts();
+    let destination = if state.auth.collect_requires_key() {
+        match header_key(&parts.headers)? {
+            Some(key) => {
+                state.auth.check_stream(Some(&key), &stream)?;
+                Destination::Stream(stream)
+            }
+            None => Destination::BodyKeyFor(stream),
+        }
+    } else {
+        Destination::Stream(stream)
+    };
     let body = read_body(&parts.headers, body).await?;
-    let outcome = submit(&state, &parts, &body, stream, None).await?;
+    let outcome = submit(&state, &parts, &body, destination, None).await?;
     let body = json!({ "accepted": outcome.accepted, "rejected": outcome.rejected });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::auth::AuthError;
 use crate::ingest::{IngestError, MAX_BODY_BYTES, RejectedEvent};
 use crate::queue::QueueError;
 
@@ -23,6 +24,12 @@ pub enum ApiError {
     TooLarge,
     #[error("could not read the request body: {0}")]
     BadBody(String),
+    #[error("request body is not a valid gzip stream: {0}")]
+    BadGzip(String),
+    #[error("Content-Encoding {0:?} is not supported; send gzip or an uncompressed body")]
+    UnsupportedEncoding(String),
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
     #[error("no valid events in request")]
@@ -31,14 +38,17 @@ pub enum ApiError {
     Queue(#[from] QueueError),
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
             ApiError::BadStream(_)
             | ApiError::BadBody(_)
+            | ApiError::BadGzip(_)
             | ApiError::Ingest(_)
             | ApiError::NoValidEvents(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Queue(QueueError::Full | QueueError::Closed) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -47,8 +57,12 @@ impl IntoResponse for ApiError {
                 tracing::error!(detail, "queue backend failed");
                 StatusCode::SERVICE_UNAVAILABLE
             }
-        };
-        let body = match &self {
+        }
+    }
+
+    /// The JSON object sent to the client; endpoints may add fields of their own.
+    pub fn body(&self) -> serde_json::Map<String, serde_json::Value> {
+        let body = match self {
             ApiError::NoValidEvents(rejected) => {
                 json!({ "error": self.to_string(), "accepted": 0, "rejected": rejected })
             }
@@ -57,6 +71,15 @@ impl IntoResponse for ApiError {
             }
             _ => json!({ "error": self.to_string() }),
         };
+        match body {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    /// A response with `body` (normally [`ApiError::body`]), the status and any retry header.
+    pub fn respond_with(&self, body: serde_json::Map<String, serde_json::Value>) -> Response {
+        let status = self.status();
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
@@ -65,5 +88,11 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.respond_with(self.body())
     }
 }

@@ -1,9 +1,12 @@
 //! HTTP surface. Handlers are thin: read, call the shared ingest path, map the result.
 
+mod auth;
 mod body;
 mod collect;
+mod cors;
 mod error;
 mod probes;
+mod segment;
 mod submit;
 
 use std::sync::Arc;
@@ -13,8 +16,10 @@ use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::batcher::SinkHealth;
+use crate::config::CorsConfig;
 use crate::queue::Queue;
 
+pub use auth::{Auth, AuthError};
 pub use collect::valid_stream_name;
 pub use error::ApiError;
 
@@ -24,11 +29,23 @@ pub struct AppState {
     pub sink_health: Arc<SinkHealth>,
     pub prometheus: PrometheusHandle,
     pub trust_forwarded_for: bool,
+    /// Write keys → streams, and the rules for requests without one.
+    pub auth: Arc<Auth>,
+    pub cors: CorsConfig,
+    /// `server.public_url`, for the analytics.js settings document.
+    pub public_url: Option<Arc<str>>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let ingest = Router::new()
         .route("/collect/{stream}", post(collect::collect))
+        .merge(segment::routes());
+    // Only the ingest routes answer browsers; probes are for the operator's tools.
+    let ingest = match cors::layer(&state.cors) {
+        Some(cors) => ingest.layer(cors),
+        None => ingest,
+    };
+    ingest
         .route("/health", get(probes::health))
         .route("/ready", get(probes::ready))
         .route("/metrics", get(probes::metrics))

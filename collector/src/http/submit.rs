@@ -1,5 +1,6 @@
-//! The part every ingest endpoint shares after reading its body: run the ingest path, enqueue
-//! accepted events and dead letters together, count them.
+//! The part every ingest endpoint shares after reading its body: run the ingest path, settle
+//! which stream the request may write to, enqueue accepted events and dead letters together,
+//! count them. Nothing is enqueued for a request that fails authentication.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,6 +15,17 @@ use super::error::ApiError;
 use crate::ingest::{RejectedEvent, RequestInfo, ingest};
 use crate::telemetry;
 
+/// Where a request's events go, as far as is known before its body is parsed.
+pub enum Destination {
+    /// Settled already: by the path, or by a write key in the `Authorization` header.
+    Stream(String),
+    /// Settled by the `writeKey` in the body (`/v1/*` without a header key).
+    BodyKey,
+    /// `/collect/<stream>` when keys are required and none came in a header: the body's
+    /// `writeKey` must belong to this stream.
+    BodyKeyFor(String),
+}
+
 pub struct Submitted {
     pub accepted: usize,
     pub rejected: Vec<RejectedEvent>,
@@ -23,16 +35,35 @@ pub async fn submit(
     state: &AppState,
     parts: &Parts,
     body: &[u8],
-    stream: String,
+    destination: Destination,
     implied_type: Option<EventType>,
 ) -> Result<Submitted, ApiError> {
-    let info = RequestInfo {
-        stream,
+    let provisional = match &destination {
+        Destination::Stream(stream) | Destination::BodyKeyFor(stream) => stream.clone(),
+        Destination::BodyKey => String::new(),
+    };
+    let mut info = RequestInfo {
+        stream: provisional,
         received_at: Utc::now(),
         client_ip: client_ip(parts, state.trust_forwarded_for),
         implied_type,
     };
-    let outcome = ingest(body, &info)?;
+    let mut outcome = ingest(body, &info)?;
+    match destination {
+        Destination::Stream(_) => {}
+        Destination::BodyKeyFor(stream) => {
+            state
+                .auth
+                .check_stream(outcome.write_key.as_deref(), &stream)?;
+        }
+        Destination::BodyKey => {
+            info.stream = state.auth.stream_for(outcome.write_key.as_deref())?;
+            // Dead letters were stamped before the stream was known.
+            for rejected in &mut outcome.rejected {
+                rejected.stream.clone_from(&info.stream);
+            }
+        }
+    }
     let rejected = outcome.rejections();
     let accepted = outcome.events.len();
 
