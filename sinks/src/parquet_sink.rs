@@ -14,12 +14,13 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use tokio_util::io::SyncIoBridge;
 
 use crate::layout::{file_path, hour_of};
 use crate::record::{Batch, Records};
-use crate::schema::{schema_of, to_record_batch};
+use crate::schema::{events_batch, rejected_batch, schema_of};
 use crate::sink::{Sink, SinkError, WrittenFile};
 
 /// Rows per Parquet row group. Large enough for good compression and for readers to
@@ -41,12 +42,10 @@ pub struct ParquetSink {
 
 impl ParquetSink {
     pub fn new(store: Arc<dyn ObjectStore>) -> Result<Self, SinkError> {
-        let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| SinkError::Encode(e.to_string()))?;
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .build();
-        Ok(Self { store, properties })
+        Ok(Self {
+            store,
+            properties: writer_properties()?,
+        })
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -95,6 +94,31 @@ impl ParquetSink {
             bytes,
         })
     }
+}
+
+/// Columns that are unique per row (ids) or free-form JSON. Dictionary-encoding them is wasted
+/// hashing (the dictionary overflows and the writer falls back anyway), and min/max statistics
+/// over JSON text help no query; skipping both is most of the encoder's time on these columns.
+const HIGH_CARDINALITY: [&str; 5] = [
+    "message_id",
+    "properties",
+    "traits",
+    "context",
+    "integrations",
+];
+
+pub fn writer_properties() -> Result<WriterProperties, SinkError> {
+    let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| SinkError::Encode(e.to_string()))?;
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(level))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    for column in HIGH_CARDINALITY {
+        let column = ColumnPath::from(column);
+        builder = builder
+            .set_column_dictionary_enabled(column.clone(), false)
+            .set_column_statistics_enabled(column, EnabledStatistics::None);
+    }
+    Ok(builder.build())
 }
 
 async fn abort(bridge: Option<SyncIoBridge<BufWriter>>) {
@@ -164,10 +188,8 @@ fn encode(
 
 fn slice_batch(batch: &Batch, rows: Range<usize>) -> Result<RecordBatch, SinkError> {
     let part = match &batch.records {
-        Records::Events(v) => to_record_batch(&batch.stream, &Records::Events(v[rows].to_vec())),
-        Records::Rejected(v) => {
-            to_record_batch(&batch.stream, &Records::Rejected(v[rows].to_vec()))
-        }
+        Records::Events(v) => events_batch(&batch.stream, &v[rows]),
+        Records::Rejected(v) => rejected_batch(&v[rows]),
     };
     part.map_err(|e| SinkError::Encode(e.to_string()))
 }

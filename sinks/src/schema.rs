@@ -77,9 +77,15 @@ pub fn to_record_batch(stream: &str, records: &Records) -> Result<RecordBatch, A
     }
 }
 
-fn strings<'a>(len: usize, values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    let mut builder = StringBuilder::with_capacity(len, len * 16);
-    for value in values {
+/// A string column. The values are walked twice, once to size the buffer exactly: JSON columns
+/// hold hundreds of bytes a row, and growing a buffer by doubling copies it over and over.
+fn strings<'a, I>(len: usize, values: impl Fn() -> I) -> ArrayRef
+where
+    I: Iterator<Item = Option<&'a str>>,
+{
+    let bytes = values().map(|v| v.map_or(0, str::len)).sum();
+    let mut builder = StringBuilder::with_capacity(len, bytes);
+    for value in values() {
         builder.append_option(value);
     }
     Arc::new(builder.finish())
@@ -93,13 +99,13 @@ fn times(len: usize, values: impl Iterator<Item = Option<DateTime<Utc>>>) -> Arr
     Arc::new(builder.finish())
 }
 
-fn events_batch(stream: &str, events: &[Event]) -> Result<RecordBatch, ArrowError> {
+pub fn events_batch(stream: &str, events: &[Event]) -> Result<RecordBatch, ArrowError> {
     let n = events.len();
-    let text_col = |get: fn(&Event) -> Option<&str>| strings(n, events.iter().map(get));
+    let text_col = |get: fn(&Event) -> Option<&str>| strings(n, || events.iter().map(get));
     let time_col = |get: fn(&Event) -> Option<DateTime<Utc>>| times(n, events.iter().map(get));
     let columns: Vec<ArrayRef> = vec![
         text_col(|e| Some(&e.message_id)),
-        strings(n, events.iter().map(|_| Some(stream))),
+        strings(n, || events.iter().map(|_| Some(stream))),
         text_col(|e| Some(e.event_type.as_str())),
         text_col(|e| e.event.as_deref()),
         text_col(|e| e.name.as_deref()),
@@ -127,17 +133,17 @@ fn events_batch(stream: &str, events: &[Event]) -> Result<RecordBatch, ArrowErro
     RecordBatch::try_new(EVENT_SCHEMA.clone(), columns)
 }
 
-fn rejected_batch(rejected: &[Rejected]) -> Result<RecordBatch, ArrowError> {
+pub fn rejected_batch(rejected: &[Rejected]) -> Result<RecordBatch, ArrowError> {
     let n = rejected.len();
     let mut index = UInt32Builder::with_capacity(n);
     rejected.iter().for_each(|r| index.append_value(r.index));
     let columns: Vec<ArrayRef> = vec![
         times(n, rejected.iter().map(|r| Some(r.received_at))),
-        strings(n, rejected.iter().map(|r| Some(r.stream.as_str()))),
+        strings(n, || rejected.iter().map(|r| Some(r.stream.as_str()))),
         Arc::new(index.finish()),
-        strings(n, rejected.iter().map(|r| Some(r.error.as_str()))),
-        strings(n, rejected.iter().map(|r| Some(r.raw.as_str()))),
-        strings(n, rejected.iter().map(|r| r.context_ip.as_deref())),
+        strings(n, || rejected.iter().map(|r| Some(r.error.as_str()))),
+        strings(n, || rejected.iter().map(|r| Some(r.raw.as_str()))),
+        strings(n, || rejected.iter().map(|r| r.context_ip.as_deref())),
     ];
     RecordBatch::try_new(REJECTED_SCHEMA.clone(), columns)
 }
