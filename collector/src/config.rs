@@ -101,12 +101,16 @@ impl Default for BatchConfig {
 pub struct SinkConfig {
     /// `file:///abs/dir`, a plain directory path, `memory://`, or `gs://bucket/prefix`.
     pub url: String,
+    /// Endpoint for `gs://` sinks instead of storage.googleapis.com (an emulator; no
+    /// credentials are sent). Defaults to `STORAGE_EMULATOR_HOST`, as in Google's clients.
+    pub gcs_endpoint: Option<String>,
 }
 
 impl Default for SinkConfig {
     fn default() -> Self {
         Self {
             url: "./data".to_owned(),
+            gcs_endpoint: None,
         }
     }
 }
@@ -127,9 +131,15 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment = figment.merge(Env::prefixed("EVENTKIT_").split("__"));
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Load(describe(e)))?;
+        // Google's clients treat STORAGE_EMULATOR_HOST as "use this emulator"; so does eventkit.
+        if config.sink.gcs_endpoint.is_none() {
+            config.sink.gcs_endpoint = std::env::var("STORAGE_EMULATOR_HOST")
+                .ok()
+                .filter(|v| !v.trim().is_empty());
+        }
         config.validate()?;
         Ok(config)
     }

@@ -4,7 +4,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use eventkit_sinks::{ParquetSink, Sink, open_store};
+use eventkit_sinks::store::open_store_with;
+use eventkit_sinks::{ParquetSink, Sink};
 use tokio::net::TcpListener;
 
 use crate::batcher::{Batcher, SinkHealth};
@@ -34,7 +35,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = open_store(&config.sink.url)?;
+    let store = open_store_with(&config.sink.url, config.sink.gcs_endpoint.as_deref())?;
     let sink: Arc<dyn Sink> = Arc::new(ParquetSink::new(store)?);
     let (queue, consumer) = match config.queue.mode {
         QueueMode::Async => InProcessQueue::new(config.queue.capacity, config.queue.capacity_bytes),

@@ -85,7 +85,9 @@ impl ParquetSink {
         .await
         .map_err(|e| SinkError::Task(e.to_string()))?;
         if let (Err(error), bridge) = finished {
-            abort(Some(bridge)).await;
+            // BufWriter::abort panics after shutdown; the failed shutdown already dropped the
+            // upload, which discards it (GCS cancels the resumable session).
+            drop(bridge);
             return Err(error.into());
         }
         Ok(WrittenFile {

@@ -1,5 +1,6 @@
 //! The GCS store against a real GCS emulator (fake-gcs-server), through the same code the
 //! collector runs in production; only the endpoint and credentials differ.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod gcs_support;
 
@@ -89,7 +90,7 @@ async fn emulator_object_names(gcs: &FakeGcs, bucket: &str) -> Vec<String> {
 /// object_store's own conformance suite, the one its built-in backends pass.
 #[tokio::test]
 async fn conformance_suite() {
-    let gcs = FakeGcs::start();
+    let gcs = FakeGcs::start_in_memory();
     // get_opts reads an overwritten object's previous generation, which needs versioning.
     let s = store(&gcs, &gcs.fresh_versioned_bucket());
     integration::put_get_delete_list(&*s).await;

@@ -28,8 +28,10 @@ use object_store::{
 use reqwest::{Method, StatusCode, header};
 use serde::Deserialize;
 
-use client::{Checksums, Client, ObjectResource, Retry, STORE, TRANSFER_TIMEOUT, json, status_error};
 pub use client::GcsError;
+use client::{
+    Checksums, Client, ObjectResource, Retry, STORE, TRANSFER_TIMEOUT, json, status_error,
+};
 use upload::{CHUNK_ALIGN, ResumableUpload};
 
 /// The variable Google's own client libraries read to find a storage emulator.
@@ -95,7 +97,9 @@ impl GcsOptions {
 
 /// Builds the store. Needs a Tokio runtime: ADC refreshes tokens in the background.
 pub fn build(options: &GcsOptions) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
-    Ok(Arc::new(GcsStore::new(options).map_err(|e| e.into_store(""))?))
+    Ok(Arc::new(
+        GcsStore::new(options).map_err(|e| e.into_store(""))?,
+    ))
 }
 
 #[derive(Debug)]
@@ -110,30 +114,49 @@ impl GcsStore {
             return Err(GcsError::Option("bucket name is empty".into()));
         }
         let chunk = options.upload_chunk_size;
-        if chunk == 0 || chunk % CHUNK_ALIGN != 0 {
-            return Err(GcsError::Option(format!("upload chunk size {chunk} is not a multiple of 256 KiB")));
+        if chunk == 0 || !chunk.is_multiple_of(CHUNK_ALIGN) {
+            return Err(GcsError::Option(format!(
+                "upload chunk size {chunk} is not a multiple of 256 KiB"
+            )));
         }
         let endpoint = normalise_endpoint(options.endpoint.as_deref())?;
         let credentials = match options.credentials {
-            GcsCredentials::Anonymous => google_cloud_auth::credentials::anonymous::Builder::new().build(),
-            GcsCredentials::ApplicationDefault => google_cloud_auth::credentials::Builder::default()
-                .build()
-                .map_err(GcsError::Credentials)?,
+            GcsCredentials::Anonymous => {
+                google_cloud_auth::credentials::anonymous::Builder::new().build()
+            }
+            GcsCredentials::ApplicationDefault => {
+                google_cloud_auth::credentials::Builder::default()
+                    .build()
+                    .map_err(GcsError::Credentials)?
+            }
         };
         let client = Client::new(endpoint, options.bucket.clone(), credentials)?;
-        Ok(Self { client: Arc::new(client), chunk_size: chunk })
+        Ok(Self {
+            client: Arc::new(client),
+            chunk_size: chunk,
+        })
     }
 }
 
 fn normalise_endpoint(endpoint: Option<&str>) -> Result<String, GcsError> {
-    let raw = endpoint.unwrap_or(DEFAULT_ENDPOINT).trim().trim_end_matches('/');
-    let with_scheme = if raw.contains("://") { raw.to_owned() } else { format!("http://{raw}") };
+    let raw = endpoint
+        .unwrap_or(DEFAULT_ENDPOINT)
+        .trim()
+        .trim_end_matches('/');
+    let with_scheme = if raw.contains("://") {
+        raw.to_owned()
+    } else {
+        format!("http://{raw}")
+    };
     let url = url::Url::parse(&with_scheme).map_err(|e| GcsError::Endpoint {
         endpoint: raw.to_owned(),
         reason: e.to_string(),
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(GcsError::Endpoint { endpoint: raw.to_owned(), reason: "expected http(s)://host[:port]".into() });
+        return Err(GcsError::Endpoint {
+            endpoint: raw.to_owned(),
+            reason: "expected http(s)://host[:port]".into(),
+        });
     }
     Ok(with_scheme)
 }
@@ -161,9 +184,16 @@ fn content_type(attributes: &Attributes, name: &str) -> object_store::Result<Str
 }
 
 /// A `multipart/related` body: object metadata (with the checksums GCS validates) then media.
-fn multipart_body(boundary: &str, metadata: &serde_json::Value, payload: &PutPayload, content_type: &str) -> Bytes {
+fn multipart_body(
+    boundary: &str,
+    metadata: &serde_json::Value,
+    payload: &PutPayload,
+    content_type: &str,
+) -> Bytes {
     let mut body = BytesMut::with_capacity(payload.content_length() + 512);
-    body.put_slice(format!("--{boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n").as_bytes());
+    body.put_slice(
+        format!("--{boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n").as_bytes(),
+    );
     body.put_slice(metadata.to_string().as_bytes());
     body.put_slice(format!("\r\n--{boundary}\r\ncontent-type: {content_type}\r\n\r\n").as_bytes());
     for part in payload.iter() {
@@ -183,7 +213,10 @@ struct ListPage {
 
 /// `object_store` prefixes are whole path segments: `a/b` lists `a/b/x`, never `a/bc`.
 fn dir_prefix(prefix: Option<&Path>) -> Option<String> {
-    prefix.map(|p| p.as_ref()).filter(|p| !p.is_empty()).map(|p| format!("{p}/"))
+    prefix
+        .map(|p| p.as_ref())
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("{p}/"))
 }
 
 async fn list_page(
@@ -209,7 +242,9 @@ async fn list_page(
         })
         .await
         .map_err(|e| e.into_store(prefix.unwrap_or("")))?;
-    json(resp).await.map_err(|e| e.into_store(prefix.unwrap_or("")))
+    json(resp)
+        .await
+        .map_err(|e| e.into_store(prefix.unwrap_or("")))
 }
 
 /// Directory placeholders (names ending in `/`, made by some GCS tools) are not objects to
@@ -220,15 +255,23 @@ fn is_placeholder(item: &ObjectResource) -> bool {
 
 #[async_trait::async_trait]
 impl ObjectStore for GcsStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         let name = location.as_ref();
         let content_type = content_type(&opts.attributes, name)?;
         let if_generation = match &opts.mode {
             PutMode::Overwrite => None,
             PutMode::Create => Some("0".to_owned()),
-            PutMode::Update(version) => Some(version.version.clone().ok_or_else(|| object_store::Error::Generic {
-                store: STORE,
-                source: "conditional update needs the object's generation (PutResult::version)".into(),
+            PutMode::Update(version) => Some(version.version.clone().ok_or_else(|| {
+                object_store::Error::Generic {
+                    store: STORE,
+                    source: "conditional update needs the object's generation (PutResult::version)"
+                        .into(),
+                }
             })?),
         };
         let mut sums = Checksums::default();
@@ -246,7 +289,11 @@ impl ObjectStore for GcsStore {
         let url = self.client.upload_url();
         // A conditional write that may have landed must not be repeated: the repeat would fail
         // its own precondition and report a write that succeeded as failed.
-        let retry = if if_generation.is_some() { Retry::ConnectOnly } else { Retry::Idempotent };
+        let retry = if if_generation.is_some() {
+            Retry::ConnectOnly
+        } else {
+            Retry::Idempotent
+        };
         let resp = self
             .client
             .send(retry, &[], || {
@@ -255,7 +302,10 @@ impl ObjectStore for GcsStore {
                     .request(Method::POST, &url)
                     .timeout(TRANSFER_TIMEOUT)
                     .query(&[("uploadType", "multipart")])
-                    .header(header::CONTENT_TYPE, format!("multipart/related; boundary={boundary}"))
+                    .header(
+                        header::CONTENT_TYPE,
+                        format!("multipart/related; boundary={boundary}"),
+                    )
                     .body(body.clone());
                 if let Some(generation) = &if_generation {
                     req = req.query(&[("ifGenerationMatch", generation)]);
@@ -264,8 +314,13 @@ impl ObjectStore for GcsStore {
             })
             .await
             .map_err(|e| {
-                if e.status() == Some(StatusCode::PRECONDITION_FAILED) && opts.mode == PutMode::Create {
-                    object_store::Error::AlreadyExists { path: name.to_owned(), source: Box::new(e) }
+                if e.status() == Some(StatusCode::PRECONDITION_FAILED)
+                    && opts.mode == PutMode::Create
+                {
+                    object_store::Error::AlreadyExists {
+                        path: name.to_owned(),
+                        source: Box::new(e),
+                    }
                 } else {
                     e.into_store(name)
                 }
@@ -274,7 +329,11 @@ impl ObjectStore for GcsStore {
         if let Err(err) = stored.verify(&sums) {
             return Err(self.client.reject(&stored, err).await.into_store(name));
         }
-        Ok(PutResult { e_tag: stored.etag, version: Some(stored.generation), extensions: Default::default() })
+        Ok(PutResult {
+            e_tag: stored.etag,
+            version: Some(stored.generation),
+            extensions: Default::default(),
+        })
     }
 
     async fn put_multipart_opts(
@@ -284,11 +343,17 @@ impl ObjectStore for GcsStore {
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
         let name = location.as_ref().to_owned();
         let content_type = content_type(&opts.attributes, &name)?;
-        let upload = ResumableUpload::start(self.client.clone(), name, content_type, self.chunk_size).await?;
+        let upload =
+            ResumableUpload::start(self.client.clone(), name, content_type, self.chunk_size)
+                .await?;
         Ok(Box::new(upload))
     }
 
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         let name = location.as_ref();
         // Metadata first, then the media of exactly that generation: preconditions are checked
         // on the metadata, and an overwrite in between turns into NotFound, never mixed bytes.
@@ -300,10 +365,12 @@ impl ObjectStore for GcsStore {
         let meta = stored.meta()?;
         options.check_preconditions(&meta)?;
         let range = match &options.range {
-            Some(r) => r.as_range(meta.size).map_err(|e| object_store::Error::Generic {
-                store: STORE,
-                source: Box::new(e),
-            })?,
+            Some(r) => r
+                .as_range(meta.size)
+                .map_err(|e| object_store::Error::Generic {
+                    store: STORE,
+                    source: Box::new(e),
+                })?,
             None => 0..meta.size,
         };
         let mut attributes = Attributes::new();
@@ -313,7 +380,8 @@ impl ObjectStore for GcsStore {
         let payload = if options.head || range.is_empty() {
             stream::empty().boxed()
         } else {
-            self.media(name, &stored.generation, &range, meta.size).await?
+            self.media(name, &stored.generation, &range, meta.size)
+                .await?
         };
         Ok(GetResult {
             payload: GetResultPayload::Stream(payload),
@@ -353,9 +421,16 @@ impl ObjectStore for GcsStore {
             let client = client.clone();
             let prefix = prefix.clone();
             async move {
-                let Some(token) = state else { return Ok::<_, object_store::Error>(None) };
+                let Some(token) = state else {
+                    return Ok::<_, object_store::Error>(None);
+                };
                 let page = list_page(&client, prefix.as_deref(), false, token.as_deref()).await?;
-                let metas: Vec<_> = page.items.iter().filter(|i| !is_placeholder(i)).map(|i| i.meta()).collect();
+                let metas: Vec<_> = page
+                    .items
+                    .iter()
+                    .filter(|i| !is_placeholder(i))
+                    .map(|i| i.meta())
+                    .collect();
                 Ok(Some((stream::iter(metas), page.next_page_token.map(Some))))
             }
         })
@@ -365,7 +440,11 @@ impl ObjectStore for GcsStore {
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         let prefix = dir_prefix(prefix);
-        let mut result = ListResult { common_prefixes: vec![], objects: vec![], extensions: Default::default() };
+        let mut result = ListResult {
+            common_prefixes: vec![],
+            objects: vec![],
+            extensions: Default::default(),
+        };
         let mut token = None;
         loop {
             let page = list_page(&self.client, prefix.as_deref(), true, token.as_deref()).await?;
@@ -373,7 +452,9 @@ impl ObjectStore for GcsStore {
                 result.objects.push(item.meta()?);
             }
             for p in &page.prefixes {
-                result.common_prefixes.push(Path::parse(p.trim_end_matches('/'))?);
+                result
+                    .common_prefixes
+                    .push(Path::parse(p.trim_end_matches('/'))?);
             }
             match page.next_page_token {
                 Some(t) => token = Some(t),
@@ -384,7 +465,12 @@ impl ObjectStore for GcsStore {
 
     /// Overwriting copies (and so `rename`) only: the emulator ignores `ifGenerationMatch` on
     /// rewrites, so a create-only copy could not be tested, and the sink never needs one.
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
         if options.mode == CopyMode::Create {
             return Err(object_store::Error::NotImplemented {
                 operation: "copy_opts with CopyMode::Create".into(),
@@ -409,7 +495,10 @@ impl ObjectStore for GcsStore {
             let resp = self
                 .client
                 .send(Retry::Idempotent, &[], || {
-                    let req = self.client.request(Method::POST, &url).timeout(TRANSFER_TIMEOUT);
+                    let req = self
+                        .client
+                        .request(Method::POST, &url)
+                        .timeout(TRANSFER_TIMEOUT);
                     match &token {
                         Some(t) => req.query(&[("rewriteToken", t)]),
                         None => req,
@@ -445,14 +534,21 @@ impl GcsStore {
                     .timeout(TRANSFER_TIMEOUT)
                     .query(&[("alt", "media"), ("generation", generation)]);
                 if partial {
-                    req.header(header::RANGE, format!("bytes={}-{}", range.start, range.end - 1))
+                    req.header(
+                        header::RANGE,
+                        format!("bytes={}-{}", range.start, range.end - 1),
+                    )
                 } else {
                     req
                 }
             })
             .await
             .map_err(|e| e.into_store(name))?;
-        let expected = if partial { StatusCode::PARTIAL_CONTENT } else { StatusCode::OK };
+        let expected = if partial {
+            StatusCode::PARTIAL_CONTENT
+        } else {
+            StatusCode::OK
+        };
         if resp.status() != expected {
             let err = status_error(resp).await;
             return Err(GcsError::Protocol(format!("media read answered {err}")).into_store(name));
@@ -462,5 +558,60 @@ impl GcsStore {
             .bytes_stream()
             .map_err(move |e| GcsError::Http(e).into_store(&name))
             .boxed())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_accept_what_storage_emulator_host_holds() {
+        let n = |e: &str| normalise_endpoint(Some(e)).unwrap();
+        assert_eq!(n("127.0.0.1:4443"), "http://127.0.0.1:4443");
+        assert_eq!(n("http://localhost:4443/"), "http://localhost:4443");
+        assert_eq!(normalise_endpoint(None).unwrap(), DEFAULT_ENDPOINT);
+        assert!(normalise_endpoint(Some("ftp://x")).is_err());
+    }
+
+    #[test]
+    fn options_are_validated() {
+        let mut options = GcsOptions::emulator("b", "127.0.0.1:1");
+        options.upload_chunk_size = 1000;
+        assert!(GcsStore::new(&options).is_err());
+        assert!(GcsStore::new(&GcsOptions::emulator("", "127.0.0.1:1")).is_err());
+        assert!(GcsStore::new(&GcsOptions::emulator("b", "127.0.0.1:1")).is_ok());
+    }
+
+    #[test]
+    fn a_stored_object_that_differs_is_caught() {
+        let mut sent = client::Checksums::default();
+        sent.update(b"hello world");
+        let stored = |size: &str, crc: &str, md5: Option<&str>| ObjectResource {
+            name: "x".into(),
+            size: size.into(),
+            generation: "1".into(),
+            etag: None,
+            updated: None,
+            time_created: None,
+            crc32c: Some(crc.into()),
+            md5_hash: md5.map(Into::into),
+            content_type: None,
+        };
+        assert!(
+            stored("11", "yZRlqg==", Some("XrY7u+Ae7tCTyyK7j1rNww=="))
+                .verify(&sent)
+                .is_ok()
+        );
+        // Composite objects have no md5; crc32c alone must then match.
+        assert!(stored("11", "yZRlqg==", None).verify(&sent).is_ok());
+        assert!(stored("12", "yZRlqg==", None).verify(&sent).is_err());
+        assert!(stored("11", "AAAAAA==", None).verify(&sent).is_err());
+        assert!(
+            stored("11", "yZRlqg==", Some("AAAAAAAAAAAAAAAAAAAAAA=="))
+                .verify(&sent)
+                .is_err()
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! on a free port, with its own data directory, killed on drop. Shared by the sinks tests and
 //! the collector's end-to-end tests (`#[path]`-included), so neither needs fixed ports or a
 //! running `emulators/start`.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
@@ -21,12 +21,23 @@ pub struct FakeGcs {
     port: u16,
     binary: PathBuf,
     data: tempfile::TempDir,
+    backend: &'static str,
 }
 
 impl FakeGcs {
     /// Starts an emulator on a free port. Its data survives `stop`/`restart`, as a real
     /// bucket survives an outage.
     pub fn start() -> Self {
+        Self::start_with("filesystem")
+    }
+
+    /// Keeps objects in memory, which loses them on restart but supports bucket versioning
+    /// (the filesystem backend answers 500 to a versioned bucket).
+    pub fn start_in_memory() -> Self {
+        Self::start_with("memory")
+    }
+
+    fn start_with(backend: &'static str) -> Self {
         let binary = ensure_binary();
         let data = tempfile::tempdir().expect("emulator data dir");
         let mut gcs = FakeGcs {
@@ -34,6 +45,7 @@ impl FakeGcs {
             port: 0,
             binary,
             data,
+            backend,
         };
         for _ in 0..PORT_ATTEMPTS {
             gcs.port = free_port();
@@ -108,11 +120,10 @@ impl FakeGcs {
                 "http",
                 "-host",
                 "127.0.0.1",
-                "-backend",
-                "filesystem",
                 "-log-level",
                 "warn",
             ])
+            .args(["-backend", self.backend])
             .arg("-port")
             .arg(self.port.to_string())
             .arg("-filesystem-root")

@@ -34,7 +34,11 @@ const MAX_ERROR_BODY: usize = 512;
 
 /// Everything in an object name except RFC 3986 unreserved characters is escaped, `/` included,
 /// because the JSON API takes the whole name as a single path segment.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 #[derive(Debug, thiserror::Error)]
 pub enum GcsError {
@@ -55,7 +59,12 @@ pub enum GcsError {
     #[error("unexpected GCS response: {0}")]
     Protocol(String),
     #[error("{what} of {name:?} differs: sent {sent}, GCS stored {stored}")]
-    Checksum { name: String, what: &'static str, sent: String, stored: String },
+    Checksum {
+        name: String,
+        what: &'static str,
+        sent: String,
+        stored: String,
+    },
 }
 
 impl GcsError {
@@ -70,12 +79,22 @@ impl GcsError {
     pub(super) fn into_store(self, path: &str) -> object_store::Error {
         let path = path.to_owned();
         match self.status() {
-            Some(StatusCode::NOT_FOUND) => object_store::Error::NotFound { path, source: Box::new(self) },
-            Some(StatusCode::PRECONDITION_FAILED) => {
-                object_store::Error::Precondition { path, source: Box::new(self) }
-            }
-            Some(StatusCode::NOT_MODIFIED) => object_store::Error::NotModified { path, source: Box::new(self) },
-            _ => object_store::Error::Generic { store: STORE, source: Box::new(self) },
+            Some(StatusCode::NOT_FOUND) => object_store::Error::NotFound {
+                path,
+                source: Box::new(self),
+            },
+            Some(StatusCode::PRECONDITION_FAILED) => object_store::Error::Precondition {
+                path,
+                source: Box::new(self),
+            },
+            Some(StatusCode::NOT_MODIFIED) => object_store::Error::NotModified {
+                path,
+                source: Box::new(self),
+            },
+            _ => object_store::Error::Generic {
+                store: STORE,
+                source: Box::new(self),
+            },
         }
     }
 }
@@ -110,7 +129,9 @@ pub(super) struct ObjectResource {
 
 impl ObjectResource {
     pub fn size(&self) -> Result<u64, GcsError> {
-        self.size.parse().map_err(|_| GcsError::Protocol(format!("object size {:?}", self.size)))
+        self.size
+            .parse()
+            .map_err(|_| GcsError::Protocol(format!("object size {:?}", self.size)))
     }
 
     pub fn meta(&self) -> object_store::Result<ObjectMeta> {
@@ -140,11 +161,17 @@ impl ObjectResource {
         match &self.crc32c {
             Some(stored) if *stored == sent.crc32c_b64() => {}
             stored => {
-                return Err(mismatch("crc32c", sent.crc32c_b64(), stored.clone().unwrap_or_default()));
+                return Err(mismatch(
+                    "crc32c",
+                    sent.crc32c_b64(),
+                    stored.clone().unwrap_or_default(),
+                ));
             }
         }
         match &self.md5_hash {
-            Some(stored) if *stored != sent.md5_b64() => Err(mismatch("md5", sent.md5_b64(), stored.clone())),
+            Some(stored) if *stored != sent.md5_b64() => {
+                Err(mismatch("md5", sent.md5_b64(), stored.clone()))
+            }
             _ => Ok(()),
         }
     }
@@ -193,12 +220,21 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub fn new(endpoint: String, bucket: String, credentials: Credentials) -> Result<Self, GcsError> {
+    pub fn new(
+        endpoint: String,
+        bucket: String,
+        credentials: Credentials,
+    ) -> Result<Self, GcsError> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(GcsError::Http)?;
-        Ok(Self { http, credentials, endpoint, bucket })
+        Ok(Self {
+            http,
+            credentials,
+            endpoint,
+            bucket,
+        })
     }
 
     pub fn bucket(&self) -> &str {
@@ -214,7 +250,11 @@ impl Client {
     }
 
     pub fn upload_url(&self) -> String {
-        format!("{}/upload/storage/v1/b/{}/o", self.endpoint, encode(&self.bucket))
+        format!(
+            "{}/upload/storage/v1/b/{}/o",
+            self.endpoint,
+            encode(&self.bucket)
+        )
     }
 
     /// A request with a timeout suited to metadata calls; callers that move bodies override it.
@@ -238,17 +278,21 @@ impl Client {
             let outcome = build().headers(headers).send().await;
             let last = attempt >= MAX_ATTEMPTS;
             match outcome {
-                Ok(resp) if resp.status().is_success() || accept.contains(&resp.status()) => return Ok(resp),
+                Ok(resp) if resp.status().is_success() || accept.contains(&resp.status()) => {
+                    return Ok(resp);
+                }
                 Ok(resp) => {
                     let status = resp.status();
-                    let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+                    let retryable =
+                        status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
                     if last || retry != Retry::Idempotent || !retryable {
                         return Err(status_error(resp).await);
                     }
                     tracing::debug!(%status, attempt, "GCS call failed, retrying");
                 }
                 Err(err) => {
-                    let retryable = err.is_connect() || (retry == Retry::Idempotent && err.is_timeout());
+                    let retryable =
+                        err.is_connect() || (retry == Retry::Idempotent && err.is_timeout());
                     if last || !retryable {
                         return Err(GcsError::Http(err));
                     }
@@ -262,13 +306,22 @@ impl Client {
     }
 
     async fn auth_headers(&self) -> Result<http::HeaderMap, GcsError> {
-        match self.credentials.headers(http::Extensions::new()).await.map_err(GcsError::Auth)? {
+        match self
+            .credentials
+            .headers(http::Extensions::new())
+            .await
+            .map_err(GcsError::Auth)?
+        {
             CacheableResource::New { data, .. } => Ok(data),
             CacheableResource::NotModified => Err(GcsError::AuthNotCached),
         }
     }
 
-    pub async fn object(&self, name: &str, generation: Option<&str>) -> Result<ObjectResource, GcsError> {
+    pub async fn object(
+        &self,
+        name: &str,
+        generation: Option<&str>,
+    ) -> Result<ObjectResource, GcsError> {
         let url = self.object_url(name);
         let resp = self
             .send(Retry::Idempotent, &[], || {
@@ -312,13 +365,17 @@ pub(super) fn encode(segment: &str) -> String {
 
 pub(super) async fn json<T: serde::de::DeserializeOwned>(resp: Response) -> Result<T, GcsError> {
     let body: Bytes = resp.bytes().await.map_err(GcsError::Http)?;
-    serde_json::from_slice(&body).map_err(|e| GcsError::Protocol(format!("{e} in {}", snippet(&body))))
+    serde_json::from_slice(&body)
+        .map_err(|e| GcsError::Protocol(format!("{e} in {}", snippet(&body))))
 }
 
 pub(super) async fn status_error(resp: Response) -> GcsError {
     let status = resp.status();
     let body = resp.bytes().await.unwrap_or_default();
-    GcsError::Status { status, message: snippet(&body) }
+    GcsError::Status {
+        status,
+        message: snippet(&body),
+    }
 }
 
 fn snippet(body: &[u8]) -> String {

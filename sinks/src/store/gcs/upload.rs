@@ -12,7 +12,9 @@ use object_store::{MultipartUpload, PutPayload, PutResult, UploadPart};
 use reqwest::{Method, StatusCode, header};
 use tokio::sync::{mpsc, oneshot};
 
-use super::client::{Checksums, Client, GcsError, ObjectResource, Retry, STORE, TRANSFER_TIMEOUT, json, status_error};
+use super::client::{
+    Checksums, Client, GcsError, ObjectResource, Retry, STORE, TRANSFER_TIMEOUT, json,
+};
 use std::sync::Arc;
 
 /// GCS requires every chunk but the last to be a multiple of this.
@@ -64,7 +66,8 @@ impl ResumableUpload {
     }
 
     fn worker_gone(&self) -> object_store::Error {
-        GcsError::Protocol(format!("upload task for {:?} has stopped", self.name)).into_store(&self.name)
+        GcsError::Protocol(format!("upload task for {:?} has stopped", self.name))
+            .into_store(&self.name)
     }
 }
 
@@ -85,13 +88,17 @@ impl MultipartUpload for ResumableUpload {
 
     async fn complete(&mut self) -> object_store::Result<PutResult> {
         let (tx, rx) = oneshot::channel();
-        self.queue.send(Msg::Complete(tx)).map_err(|_| self.worker_gone())?;
+        self.queue
+            .send(Msg::Complete(tx))
+            .map_err(|_| self.worker_gone())?;
         rx.await.unwrap_or_else(|_| Err(self.worker_gone()))
     }
 
     async fn abort(&mut self) -> object_store::Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.queue.send(Msg::Abort(tx)).map_err(|_| self.worker_gone())?;
+        self.queue
+            .send(Msg::Abort(tx))
+            .map_err(|_| self.worker_gone())?;
         rx.await.unwrap_or_else(|_| Err(self.worker_gone()))
     }
 }
@@ -193,12 +200,18 @@ impl Worker {
         let range = format!("bytes {start}-{end}/*");
         let resp = self.put(chunk, range, None, &[RESUME_INCOMPLETE]).await?;
         if resp.status() != RESUME_INCOMPLETE {
-            return Err(GcsError::Protocol(format!("chunk {start}-{end} answered {}", resp.status())));
+            return Err(GcsError::Protocol(format!(
+                "chunk {start}-{end} answered {}",
+                resp.status()
+            )));
         }
         // The server must hold exactly what was sent; anything else means the session and this
         // writer disagree, and continuing would corrupt the object.
         let expected = format!("bytes=0-{end}");
-        let persisted = resp.headers().get(header::RANGE).and_then(|v| v.to_str().ok());
+        let persisted = resp
+            .headers()
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok());
         if persisted != Some(expected.as_str()) {
             return Err(GcsError::Protocol(format!(
                 "after chunk {start}-{end} GCS holds {persisted:?}, expected {expected:?}"
@@ -227,7 +240,11 @@ impl Worker {
             let err = self.client.reject(&stored, err).await;
             return Err(self.fail(err));
         }
-        Ok(PutResult { e_tag: stored.etag, version: Some(stored.generation), extensions: Default::default() })
+        Ok(PutResult {
+            e_tag: stored.etag,
+            version: Some(stored.generation),
+            extensions: Default::default(),
+        })
     }
 
     async fn put(
@@ -237,8 +254,7 @@ impl Worker {
         goog_hash: Option<&str>,
         accept: &[StatusCode],
     ) -> Result<reqwest::Response, GcsError> {
-        let resp = self
-            .client
+        self.client
             .send(Retry::ConnectOnly, accept, || {
                 let req = self
                     .client
@@ -252,11 +268,7 @@ impl Worker {
                     None => req,
                 }
             })
-            .await?;
-        if !resp.status().is_success() && !accept.contains(&resp.status()) {
-            return Err(status_error(resp).await);
-        }
-        Ok(resp)
+            .await
     }
 
     /// GCS answers a cancelled session with 499, which lands in the log at debug level: the
@@ -264,7 +276,9 @@ impl Worker {
     async fn cancel(&self) {
         let sent = self
             .client
-            .send(Retry::ConnectOnly, &[], || self.client.request(Method::DELETE, &self.session))
+            .send(Retry::ConnectOnly, &[], || {
+                self.client.request(Method::DELETE, &self.session)
+            })
             .await;
         if let Err(err) = sent {
             tracing::debug!(object = %self.name, error = %err, "cancelling resumable session failed");
