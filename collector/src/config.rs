@@ -24,6 +24,27 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub auth: AuthConfig,
     pub cors: CorsConfig,
+    pub pubsub: PubsubConfig,
+}
+
+/// Where `queue.mode = "pubsub"` publishes and the loader fleet subscribes. `PUBSUB_EMULATOR_HOST`
+/// points the clients at an emulator, as with Google's own clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PubsubConfig {
+    pub project: String,
+    pub topic: String,
+    pub subscription: String,
+}
+
+impl Default for PubsubConfig {
+    fn default() -> Self {
+        Self {
+            project: "eventkit-dev".to_owned(),
+            topic: "eventkit-events".to_owned(),
+            subscription: "eventkit-sink".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
