@@ -184,10 +184,22 @@ impl Target {
     }
 }
 
+/// reqwest's own message is "error sending request"; the cause is further down the chain.
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 async fn decode(resp: reqwest::Result<reqwest::Response>) -> Outcome {
     let resp = match resp {
         Ok(r) => r,
-        Err(e) => return Outcome::Transport(e.to_string()),
+        Err(e) => return Outcome::Transport(describe(&e)),
     };
     let status = resp.status().as_u16();
     if status == 503 {
@@ -202,7 +214,7 @@ async fn decode(resp: reqwest::Result<reqwest::Response>) -> Outcome {
     }
     let body = match resp.bytes().await {
         Ok(b) => b,
-        Err(e) => return Outcome::Transport(e.to_string()),
+        Err(e) => return Outcome::Transport(describe(&e)),
     };
     if (200..300).contains(&status) {
         let rejected = serde_json::from_slice::<AcceptedBody>(&body)
@@ -237,6 +249,102 @@ mod tests {
         assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
         assert_eq!(parse_retry_after("-1"), None);
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
+
+    /// A server that answers 503 + Retry-After to the first `throttle` requests, then 202
+    /// with one rejection.
+    async fn throttling_server(throttle: usize, retry_after: &'static str) -> String {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let seen = std::sync::Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().route(
+            "/collect/{stream}",
+            axum::routing::post(move || {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < throttle {
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            [("retry-after", retry_after)],
+                            "{}".to_owned(),
+                        )
+                    } else {
+                        let body =
+                            r#"{"accepted":1,"rejected":[{"index":1,"error":"type is required"}]}"#;
+                        (
+                            axum::http::StatusCode::ACCEPTED,
+                            [("retry-after", "0")],
+                            body.to_owned(),
+                        )
+                    }
+                }
+            }),
+        );
+        let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+            panic!("bind")
+        };
+        let Ok(addr) = listener.local_addr() else {
+            panic!("addr")
+        };
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn request() -> Request {
+        Request {
+            route: Route::Collect,
+            body: bytes::Bytes::from_static(b"[]"),
+            first_seq: 0,
+            events: 2,
+            invalid: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn honours_retry_after_then_decodes_rejections() {
+        let base = throttling_server(2, "0.2").await;
+        let Ok(client) = http_client(2) else {
+            panic!("client")
+        };
+        let target = Target::new(client, &base, "s");
+        let start = Instant::now();
+        let sent = target
+            .send(&request(), Instant::now() + Duration::from_secs(10))
+            .await;
+        assert_eq!(sent.throttled, 2);
+        assert!(
+            start.elapsed() >= Duration::from_millis(400),
+            "waited {:?}",
+            start.elapsed()
+        );
+        let rejected = vec![Rejection {
+            index: 1,
+            error: "type is required".into(),
+        }];
+        assert_eq!(
+            sent.outcome,
+            Outcome::Accepted {
+                status: 202,
+                rejected
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn gives_up_when_the_wait_would_pass_the_deadline() {
+        let base = throttling_server(usize::MAX, "5").await;
+        let Ok(client) = http_client(2) else {
+            panic!("client")
+        };
+        let target = Target::new(client, &base, "s");
+        let start = Instant::now();
+        let sent = target
+            .send(&request(), Instant::now() + Duration::from_secs(1))
+            .await;
+        assert_eq!(sent.throttled, 1);
+        assert!(
+            matches!(sent.outcome, Outcome::Throttled { retry_after: Some(d) } if d == Duration::from_secs(5))
+        );
+        assert!(start.elapsed() < Duration::from_secs(1));
     }
 
     #[test]

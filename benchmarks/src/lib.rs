@@ -8,6 +8,7 @@ pub mod ids;
 pub mod landing;
 pub mod ledger;
 pub mod load;
+pub mod ops;
 pub mod probe;
 pub mod report;
 pub mod result;

@@ -1,8 +1,10 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use eventkit_bench::landing::Sink;
+use eventkit_bench::ops::{self, Readiness};
 use eventkit_bench::report::{self, RunInfo, UNAVAILABLE_FILE};
 use eventkit_bench::suite::{self, ALL_SCENARIOS, SuiteOpts};
 
@@ -51,6 +53,9 @@ enum Command {
         /// Closed-loop virtual users (10 is the seed reference shape).
         #[arg(long, default_value_t = 10)]
         users: usize,
+        /// Run id shared by several invocations of one run (see run.sh); default: a new one.
+        #[arg(long)]
+        run_id: Option<String>,
         /// Generator worker threads; the collector needs the other core(s).
         #[arg(long, default_value_t = 1)]
         threads: usize,
@@ -66,6 +71,17 @@ enum Command {
         results: PathBuf,
         #[arg(long)]
         quick: bool,
+    },
+    /// Print a free loopback port.
+    FreePort,
+    /// Wait until URL answers 2xx. Exit 0 when ready, 3 if --pid exits first, 1 on timeout.
+    WaitReady {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        pid: Option<u32>,
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
     },
     /// Record that a mode could not run, so reports show it instead of stale figures.
     Unavailable {
@@ -91,6 +107,7 @@ fn main() -> anyhow::Result<()> {
             ceiling,
             write_key,
             users,
+            run_id,
             threads,
         } => {
             let sink = Sink::parse(&sink, storage_emulator_host.as_deref())?;
@@ -106,6 +123,7 @@ fn main() -> anyhow::Result<()> {
                 ceiling,
                 write_key,
                 users: users.max(1),
+                run_id,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads.max(1))
@@ -119,7 +137,10 @@ fn main() -> anyhow::Result<()> {
                 .map(|r| r.scenario.clone())
                 .collect();
             if !failed.is_empty() {
-                bail!("checks failed in: {}", failed.join(", "));
+                // The failed checks are already in the output and the JSON; a backtrace of
+                // this line would add nothing.
+                eprintln!("checks failed in: {}", failed.join(", "));
+                std::process::exit(1);
             }
             Ok(())
         }
@@ -141,6 +162,29 @@ fn main() -> anyhow::Result<()> {
             let (md, html) = report::write_summary(&results, &RunInfo::detect(quick))?;
             eprintln!("wrote {} and {}", md.display(), html.display());
             Ok(())
+        }
+        Command::FreePort => {
+            println!("{}", ops::free_port()?);
+            Ok(())
+        }
+        Command::WaitReady {
+            url,
+            pid,
+            timeout_secs,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?;
+            match rt.block_on(ops::wait_ready(
+                &url,
+                pid,
+                Duration::from_secs(timeout_secs),
+            )) {
+                Readiness::Ready => Ok(()),
+                Readiness::Exited => std::process::exit(3),
+                Readiness::TimedOut => bail!("{url} not ready after {timeout_secs} s"),
+            }
         }
         Command::Unavailable { out, reason } => {
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

@@ -48,6 +48,9 @@ pub struct ScenarioResult {
     pub queue_depth_max: Option<f64>,
     pub rss_max_mb: Option<f64>,
     pub drain_time_s: Option<f64>,
+    /// 1-minute load average when the scenario ended: on a shared machine, other work skews
+    /// every figure, and this says how much was going on.
+    pub load_avg_1m: Option<f64>,
     pub variants: Vec<VariantResult>,
     pub phases: Vec<PhaseResult>,
     pub rules: Option<RuleTally>,

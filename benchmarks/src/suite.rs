@@ -41,6 +41,9 @@ pub struct SuiteOpts {
     pub ceiling: Option<String>,
     pub write_key: String,
     pub users: usize,
+    /// Shared by the invocations of one `run.sh` run, so a later invocation (burst, against a
+    /// collector with a smaller queue) can use the ceiling and baseline figures of an earlier one.
+    pub run_id: Option<String>,
 }
 
 pub async fn run(opts: SuiteOpts) -> Result<Vec<ScenarioResult>> {
@@ -76,7 +79,7 @@ pub async fn run(opts: SuiteOpts) -> Result<Vec<ScenarioResult>> {
         admin_client: http_client(4)?,
         collector_pid: opts.collector_pid,
         ceiling_pid,
-        run_id: new_run_id(),
+        run_id: opts.run_id.clone().unwrap_or_else(new_run_id),
         write_key: opts.write_key,
         users: opts.users,
         durations: if opts.quick {
@@ -90,7 +93,19 @@ pub async fn run(opts: SuiteOpts) -> Result<Vec<ScenarioResult>> {
         progress: progress.clone(),
         ceiling_rps: None,
         baseline_rps: None,
+        batched_eps: None,
     };
+    if !wants_ceiling {
+        ctx.ceiling_rps = prior(&opts.out_dir, "ceiling", &ctx.run_id).map(|r| r.requests_per_sec);
+    }
+    if !opts.scenarios.iter().any(|s| s == "baseline") {
+        ctx.baseline_rps =
+            prior(&opts.out_dir, "baseline", &ctx.run_id).map(|r| r.requests_per_sec);
+    }
+    if !opts.scenarios.iter().any(|s| s == "error-rate") {
+        ctx.batched_eps = prior(&opts.out_dir, "error-rate", &ctx.run_id)
+            .and_then(|r| r.variants.first().map(|v| v.events_per_sec));
+    }
     let overall = progress.add(ProgressBar::new(opts.scenarios.len() as u64));
     if let Ok(style) = ProgressStyle::with_template("{prefix:>8} {pos}/{len} {msg}") {
         overall.set_style(style);
@@ -125,6 +140,13 @@ pub async fn run(opts: SuiteOpts) -> Result<Vec<ScenarioResult>> {
         let _ = child.kill().await;
     }
     Ok(results)
+}
+
+/// A scenario written earlier in the same run, if there is one.
+fn prior(dir: &std::path::Path, scenario: &str, run_id: &str) -> Option<ScenarioResult> {
+    let bytes = std::fs::read(dir.join(format!("{scenario}.json"))).ok()?;
+    let r: ScenarioResult = serde_json::from_slice(&bytes).ok()?;
+    (r.run_id == run_id).then_some(r)
 }
 
 pub fn one_line(r: &ScenarioResult) -> String {

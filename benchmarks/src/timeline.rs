@@ -17,6 +17,9 @@ pub struct Timeline {
 #[derive(Clone, Debug)]
 pub struct Bucket {
     pub requests: u64,
+    /// Requests that *finished* in this interval: in an open loop `requests` is the schedule,
+    /// this is what the server actually got through.
+    pub completed: u64,
     pub events_accepted: u64,
     pub errors: u64,
     pub throttled: u64,
@@ -27,6 +30,7 @@ impl Bucket {
     fn new() -> Self {
         Self {
             requests: 0,
+            completed: 0,
             events_accepted: 0,
             errors: 0,
             throttled: 0,
@@ -40,6 +44,7 @@ impl Bucket {
 pub struct TimelineRow {
     pub t_s: f64,
     pub requests_per_sec: f64,
+    pub completed_per_sec: f64,
     pub events_per_sec: f64,
     pub errors: u64,
     pub throttled: u64,
@@ -75,6 +80,7 @@ impl Timeline {
             .map(|(i, b)| TimelineRow {
                 t_s: i as f64 * w,
                 requests_per_sec: b.requests as f64 / w,
+                completed_per_sec: b.completed as f64 / w,
                 events_per_sec: b.events_accepted as f64 / w,
                 errors: b.errors,
                 throttled: b.throttled,

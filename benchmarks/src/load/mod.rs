@@ -37,6 +37,8 @@ pub struct Recorder {
     pub throttled: u64,
     pub rules: RuleTally,
     pub ledger: Ledger,
+    /// The first few transport errors verbatim, so a report can say what went wrong.
+    pub transport_samples: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +65,7 @@ impl Recorder {
             throttled: 0,
             rules: RuleTally::default(),
             ledger,
+            transport_samples: Vec::new(),
         }
     }
 
@@ -105,7 +108,10 @@ impl Recorder {
                 self.rules.record(req, rejected);
                 u64::from(req.events) - rejected_here
             }
-            Outcome::Transport(_) => {
+            Outcome::Transport(e) => {
+                if self.transport_samples.len() < MAX_TRANSPORT_SAMPLES {
+                    self.transport_samples.push(e.clone());
+                }
                 self.ledger
                     .mark(req.first_seq, req.events, Fate::Uncertain, wall_sent);
                 0
@@ -129,6 +135,10 @@ impl Recorder {
         }
         bucket.latency.record_us(latency_us);
 
+        self.timeline
+            .bucket_mut(done.saturating_duration_since(self.start))
+            .completed += 1;
+
         if self.phases.len() <= phase {
             self.phases.resize_with(phase + 1, || PhaseTally {
                 requests: 0,
@@ -149,6 +159,8 @@ pub fn lock(rec: &Mutex<Recorder>) -> MutexGuard<'_, Recorder> {
     rec.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+const MAX_TRANSPORT_SAMPLES: usize = 3;
 
 /// After the last scheduled send, in-flight and throttled requests get this long to finish.
 pub const GRACE: Duration = Duration::from_secs(15);

@@ -20,15 +20,16 @@ pub fn write_scenario(dir: &Path, r: &ScenarioResult) -> Result<()> {
 /// One row per timeline bucket; empty cells where the collector gave no sample.
 pub fn timeline_csv(r: &ScenarioResult) -> String {
     let mut out = String::from(
-        "t_s,requests_per_sec,events_per_sec,errors,throttled,p50_ms,p99_ms,max_ms,queue_depth,rss_mb\n",
+        "t_s,requests_per_sec,completed_per_sec,events_per_sec,errors,throttled,p50_ms,p99_ms,max_ms,queue_depth,rss_mb\n",
     );
     let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v}"));
     for row in &r.timeline {
         let _ = writeln!(
             out,
-            "{},{:.1},{:.1},{},{},{:.3},{:.3},{:.3},{},{}",
+            "{},{:.1},{:.1},{:.1},{},{},{:.3},{:.3},{:.3},{},{}",
             row.t_s,
             row.requests_per_sec,
+            row.completed_per_sec,
             row.events_per_sec,
             row.errors,
             row.throttled,
@@ -76,6 +77,7 @@ mod tests {
             timeline: vec![TimelineRow {
                 t_s: 0.0,
                 requests_per_sec: 10.0,
+                completed_per_sec: 9.0,
                 events_per_sec: 10.0,
                 errors: 0,
                 throttled: 0,
@@ -91,7 +93,7 @@ mod tests {
         let csv = std::fs::read_to_string(dir.path().join("baseline.csv")).unwrap_or_default();
         assert_eq!(
             csv.lines().nth(1),
-            Some("0,10.0,10.0,0,0,1.000,2.000,3.000,4,")
+            Some("0,10.0,9.0,10.0,0,0,1.000,2.000,3.000,4,")
         );
         let ModeResults::Ran(back) = load_mode(dir.path()) else {
             panic!("not loaded")

@@ -18,6 +18,34 @@ pub fn markdown_summary(modes: &[(String, ModeResults)], info: &RunInfo) -> Stri
         info.machine
     );
 
+    let loads: Vec<f64> = modes
+        .iter()
+        .filter_map(|(_, m)| {
+            if let ModeResults::Ran(rs) = m {
+                Some(rs)
+            } else {
+                None
+            }
+        })
+        .flatten()
+        .filter_map(|r| r.load_avg_1m)
+        .collect();
+    if let (Some(lo), Some(hi)) = (
+        loads.iter().copied().reduce(f64::min),
+        loads.iter().copied().reduce(f64::max),
+    ) {
+        let _ = writeln!(
+            s,
+            "Machine load (1-minute average, sampled after each scenario) ranged {lo:.1}-{hi:.1}; above the \
+             core count it means other work was competing for the CPU.\n"
+        );
+    }
+    for (mode, env) in &info.configs {
+        let _ = writeln!(
+            s,
+            "Collector settings, {mode} mode (defaults otherwise):\n\n```\n{env}\n```\n"
+        );
+    }
     s.push_str("## Scenario × mode\n\n");
     s.push_str("| scenario | mode | events/s | req/s | p50 ms | p99 ms | ratio to ceiling | accepted | lost | duplicates | checks |\n");
     s.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
@@ -41,11 +69,10 @@ pub fn markdown_summary(modes: &[(String, ModeResults)], info: &RunInfo) -> Stri
                     }
                 }
             }
-            ModeResults::Unavailable(why) => {
+            ModeResults::Unavailable(_) => {
                 let _ = writeln!(
                     s,
-                    "| all | {mode} | unavailable: {} | | | | | | | | |",
-                    why.replace('|', "/").replace('\n', " ")
+                    "| all | {mode} | unavailable in this build (see below) | | | | | | | | |"
                 );
             }
             ModeResults::Missing => {
@@ -54,6 +81,14 @@ pub fn markdown_summary(modes: &[(String, ModeResults)], info: &RunInfo) -> Stri
         }
     }
 
+    for (mode, results) in modes {
+        if let ModeResults::Unavailable(why) = results {
+            let _ = writeln!(
+                s,
+                "\n**{mode} mode is unavailable; no figures were produced for it:**\n\n```\n{why}\n```"
+            );
+        }
+    }
     seed_section(&mut s, modes);
     freshness_section(&mut s, modes);
     for (mode, results) in modes {
@@ -174,8 +209,9 @@ fn detail_section(s: &mut String, mode: &str, r: &ScenarioResult) {
             .join(", "),
         r.queue_depth_max
             .map_or_else(String::new, |d| format!(" Max queue depth {d:.0}.")),
-        r.rss_max_mb
-            .map_or_else(String::new, |m| format!(" Max collector RSS {m:.0} MB.")),
+        r.rss_max_mb.map_or_else(String::new, |m| format!(
+            " Max RSS of the server under test {m:.0} MB."
+        )),
     );
     if !r.phases.is_empty() {
         s.push_str("\n| phase | scheduled req/s | requests | 503s | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|\n");
@@ -260,6 +296,7 @@ mod tests {
         assert!(md.contains("| 795 | 3.0 | 1.00× |"));
         assert!(md.contains("| eventkit, async mode, this run | 1590 |"));
         assert!(md.contains("2.0×"));
-        assert!(md.contains("| all | pubsub | unavailable: collector refuses queue mode pubsub"));
+        assert!(md.contains("| all | pubsub | unavailable in this build (see below) |"));
+        assert!(md.contains("```\ncollector refuses queue mode pubsub\n```"));
     }
 }

@@ -34,6 +34,8 @@ pub struct RunInfo {
     pub generated_at: String,
     pub machine: String,
     pub quick: bool,
+    /// (mode, the collector settings run.sh used, from `<mode>/collector.env`).
+    pub configs: Vec<(String, String)>,
 }
 
 impl RunInfo {
@@ -52,12 +54,20 @@ impl RunInfo {
             generated_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
             machine: format!("{cores} cores, {cpu}"),
             quick,
+            configs: Vec::new(),
         }
     }
 }
 
 /// Writes `README.md` and `report.html` into `root` from whatever mode directories exist.
 pub fn write_summary(root: &Path, info: &RunInfo) -> Result<(PathBuf, PathBuf)> {
+    let mut info = info.clone();
+    for m in MODES {
+        if let Ok(env) = std::fs::read_to_string(root.join(m).join("collector.env")) {
+            info.configs.push((m.to_owned(), env.trim().to_owned()));
+        }
+    }
+    let info = &info;
     let modes: Vec<(String, ModeResults)> = MODES
         .iter()
         .map(|m| ((*m).to_owned(), load_mode(&root.join(m))))

@@ -5,28 +5,34 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::run::seal;
-use super::{Ctx, Load, Subject, Variant, finish, run_variant};
+use super::{Ctx, Load, Subject, Variant, finish, run_variant, seal};
 use crate::client::Target;
 use crate::ids::Ids;
 use crate::ledger::Ledger;
-use crate::result::{Check, PhaseResult, ScenarioResult};
+use crate::result::{PhaseResult, ScenarioResult};
 use crate::schedule::{Phase, Schedule};
 use crate::timeline::TimelineRow;
 use crate::workload::Batched;
 
+/// Same shape as error-rate's valid-only control, whose sustained rate sizes the spike.
 const BATCH: u32 = 10;
 const SPIKE_FACTOR: f64 = 10.0;
-/// The spike carries 1.5× the events/s baseline sustained with single events, in batches of
-/// ten: above what single calls reach, so the queue and back-pressure get exercised.
-const SPIKE_EVENTS_VS_BASELINE: f64 = 1.5;
-/// Used when baseline did not run (e.g. `--scenarios burst`).
+/// The spike offers 1.5× the events/s the collector sustained for this very request shape, so
+/// it is a real overload (queueing, back-pressure) rather than a busier steady state; the
+/// steady phases run at a tenth of that, comfortably within capacity.
+const SPIKE_VS_SUSTAINED: f64 = 1.5;
+/// Without the control run, sustained batched ingest is estimated from baseline's single-event
+/// requests/s; batches of ten move several times more events per second than single calls.
+const BATCHED_VS_SINGLE_ESTIMATE: f64 = 5.0;
+/// Used when neither ran (e.g. `--scenarios burst` alone).
 const FALLBACK_STEADY_RPS: f64 = 50.0;
 const MIN_STEADY_RPS: f64 = 5.0;
-/// Back to steady means p99 within this factor of the steady p99 (or 5 ms of it, for very
-/// fast servers whose p99 is within timer noise)...
-const SETTLED_P99_FACTOR: f64 = 2.0;
-const SETTLED_P99_SLACK_MS: f64 = 5.0;
+/// Back to steady means the median latency within this factor of the steady median (or 5 ms
+/// of it, for servers so fast that their median is timer noise). The median, not p99: at
+/// steady rates a one-second bucket holds too few requests for a stable p99, and one
+/// scheduler hiccup on a shared machine would read as "not drained"...
+const SETTLED_P50_FACTOR: f64 = 2.0;
+const SETTLED_P50_SLACK_MS: f64 = 5.0;
 /// ...and the queue back within 1.5× its steady high-water mark plus one batch's worth...
 const SETTLED_DEPTH_FACTOR: f64 = 1.5;
 /// ...for this many consecutive buckets, so one quiet second in the middle of a backlog does
@@ -40,9 +46,11 @@ pub async fn burst(ctx: &mut Ctx) -> ScenarioResult {
         &Ctx::stream("burst"),
     ));
     let ids = Arc::new(Ids::new(&ctx.run_id, 'u'));
-    let steady = ctx
-        .baseline_rps
-        .map(|b| b * SPIKE_EVENTS_VS_BASELINE / SPIKE_FACTOR / f64::from(BATCH))
+    let sustained_eps = ctx
+        .batched_eps
+        .or(ctx.baseline_rps.map(|b| b * BATCHED_VS_SINGLE_ESTIMATE));
+    let steady = sustained_eps
+        .map(|eps| eps * SPIKE_VS_SUSTAINED / SPIKE_FACTOR / f64::from(BATCH))
         .unwrap_or(FALLBACK_STEADY_RPS)
         .max(MIN_STEADY_RPS)
         .round();
@@ -105,7 +113,7 @@ pub async fn burst(ctx: &mut Ctx) -> ScenarioResult {
             latency_ms: tally.latency.percentiles(),
         });
     }
-    let steady_p99 = r.phases.first().map_or(0.0, |p| p.latency_ms.p99);
+    let steady_p50 = r.phases.first().map_or(0.0, |p| p.latency_ms.p50);
     let steady_depth = r
         .samples
         .iter()
@@ -116,22 +124,33 @@ pub async fn burst(ctx: &mut Ctx) -> ScenarioResult {
     r.drain_time_s = drain_time(
         &r.timeline,
         spike_end,
-        steady_p99,
+        steady_p50,
         steady_depth,
         f64::from(BATCH),
     );
+    r.notes.push(match sustained_eps {
+        Some(eps) => format!("spike sized from {eps:.0} events/s sustained for batches of {BATCH}"),
+        None => {
+            format!("no earlier measurement to size the spike: steady {steady:.0} req/s by default")
+        }
+    });
     let throttled = r.retries_after_503;
-    r.notes.push(format!(
-        "{throttled} answers were 503; each was retried after its Retry-After"
-    ));
-    r.checks.push(Check::new(
-        "back to steady state before the end",
-        r.drain_time_s.is_some(),
-        match r.drain_time_s {
-            Some(t) => format!("drained {t:.1} s after the spike"),
-            None => format!("still above steady p99 {steady_p99:.1} ms or queue depth {steady_depth:?} at the end"),
-        },
-    ));
+    r.notes.push(if throttled == 0 {
+        format!(
+            "no 503 answers: the collector's queue never reached its bound (max depth {}), so the overload showed as latency instead",
+            r.queue_depth_max.map_or_else(|| "unknown".into(), |d| format!("{d:.0}"))
+        )
+    } else {
+        format!("{throttled} answers were 503; each request was resent after its Retry-After")
+    });
+    // Reported, not checked: how fast a backlog drains is a performance figure, and a slow
+    // shared machine must not turn it into a failed run.
+    match r.drain_time_s {
+        Some(t) => r.notes.push(format!("back to steady state {t:.1} s after the spike")),
+        None => r.notes.push(format!(
+            "not back to steady state by the end of the run (steady p50 {steady_p50:.1} ms, queue depth {steady_depth:?})"
+        )),
+    }
     seal(&mut r);
     r
 }
@@ -141,17 +160,17 @@ pub async fn burst(ctx: &mut Ctx) -> ScenarioResult {
 pub fn drain_time(
     rows: &[TimelineRow],
     spike_end: f64,
-    steady_p99: f64,
+    steady_p50: f64,
     steady_depth: Option<f64>,
     batch: f64,
 ) -> Option<f64> {
-    let p99_limit = (steady_p99 * SETTLED_P99_FACTOR).max(steady_p99 + SETTLED_P99_SLACK_MS);
+    let p50_limit = (steady_p50 * SETTLED_P50_FACTOR).max(steady_p50 + SETTLED_P50_SLACK_MS);
     let depth_limit = steady_depth.map(|d| d * SETTLED_DEPTH_FACTOR + batch);
     let settled = |row: &TimelineRow| {
         row.requests_per_sec > 0.0
             && row.throttled == 0
             && row.errors == 0
-            && row.p99_ms <= p99_limit
+            && row.p50_ms <= p50_limit
             && match (depth_limit, row.queue_depth) {
                 (Some(limit), Some(d)) => d <= limit,
                 _ => true,
@@ -172,6 +191,7 @@ mod tests {
         TimelineRow {
             t_s: t,
             requests_per_sec: 100.0,
+            completed_per_sec: 100.0,
             events_per_sec: 1_000.0,
             errors: 0,
             throttled,
@@ -195,7 +215,7 @@ mod tests {
             row(6.0, 3.0, 0, 140.0),
             row(7.0, 2.5, 0, 100.0),
         ];
-        assert_eq!(drain_time(&rows, 3.0, 2.0, Some(100.0), 10.0), Some(3.0));
+        assert_eq!(drain_time(&rows, 3.0, 1.0, Some(100.0), 10.0), Some(3.0));
     }
 
     #[test]
@@ -205,12 +225,12 @@ mod tests {
             row(1.0, 500.0, 1, 0.0),
             row(2.0, 500.0, 0, 0.0),
         ];
-        assert_eq!(drain_time(&stuck, 1.0, 2.0, None, 10.0), None);
+        assert_eq!(drain_time(&stuck, 1.0, 1.0, None, 10.0), None);
         let fine = vec![
             row(0.0, 2.0, 0, 0.0),
             row(1.0, 2.0, 0, 0.0),
             row(2.0, 2.0, 0, 0.0),
         ];
-        assert_eq!(drain_time(&fine, 1.0, 2.0, Some(0.0), 10.0), Some(0.0));
+        assert_eq!(drain_time(&fine, 1.0, 1.0, Some(0.0), 10.0), Some(0.0));
     }
 }

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::run::seal;
-use super::{Ctx, Load, Subject, Variant, finish, run_variant};
+use super::{Ctx, Load, Subject, Variant, finish, run_variant, seal};
 use crate::client::Target;
 use crate::ids::Ids;
 use crate::ledger::Ledger;
@@ -119,6 +118,7 @@ pub async fn error_rate(ctx: &mut Ctx) -> ScenarioResult {
             ));
         }
     }
+    ctx.batched_eps = r.variants.first().map(|v| v.events_per_sec);
     r.rules = Some(tally);
     r.probes = probe_results;
     seal(&mut r);

@@ -3,6 +3,7 @@
 
 mod burst;
 mod errors;
+mod fold;
 mod payload;
 mod plain;
 mod run;
@@ -11,9 +12,10 @@ use std::time::Duration;
 
 pub use burst::{burst, drain_time};
 pub use errors::error_rate;
+pub use fold::{Subject, finish, seal};
 pub use payload::payload_size;
 pub use plain::{baseline, ceiling, realistic};
-pub use run::{Load, Subject, Variant, VariantOutcome, finish, run_variant};
+pub use run::{Load, Variant, VariantOutcome, run_variant};
 
 use crate::landing::Sink;
 
@@ -39,7 +41,7 @@ impl Durations {
             baseline: s(5),
             payload_each: s(3),
             realistic: s(6),
-            burst: [s(3), s(2), s(5)],
+            burst: [s(3), s(2), s(7)],
             error_control: s(3),
             error_faulty: s(4),
         }
@@ -82,6 +84,9 @@ pub struct Ctx {
     pub ceiling_rps: Option<f64>,
     /// Filled by baseline: the burst rates and the error-rate overhead are relative to it.
     pub baseline_rps: Option<f64>,
+    /// Filled by error-rate's valid-only control (batches of 10 tiny events): the sustained
+    /// events/s of exactly the request shape burst sends.
+    pub batched_eps: Option<f64>,
 }
 
 impl Ctx {
