@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::AppState;
 use super::auth::header_key;
@@ -35,8 +34,7 @@ pub async fn collect(
     };
     let body = read_body(&parts.headers, body).await?;
     let outcome = submit(&state, &parts, &body, destination, None).await?;
-    let body = json!({ "accepted": outcome.accepted, "rejected": outcome.rejected });
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    Ok((StatusCode::ACCEPTED, Json(outcome)).into_response())
 }
 
 /// `[a-z0-9_-]{1,64}`, and not starting with `_`: those names are the collector's own

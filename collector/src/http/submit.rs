@@ -26,6 +26,8 @@ pub enum Destination {
     BodyKeyFor(String),
 }
 
+/// Serializes as `/collect`'s answer: `{"accepted": N, "rejected": [...]}`.
+#[derive(serde::Serialize)]
 pub struct Submitted {
     pub accepted: usize,
     pub rejected: Vec<RejectedEvent>,
