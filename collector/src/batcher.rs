@@ -207,7 +207,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use async_trait::async_trait;
-    use eventkit_sinks::{Records, Rejected, SinkError, WrittenFile};
+    use eventkit_sinks::{SinkError, WrittenFile};
 
     use super::*;
     use crate::queue::{InProcessQueue, Queue};
@@ -238,20 +238,7 @@ mod tests {
     }
 
     fn batch(stream: &str, n: usize) -> Batch {
-        let rejected = (0..n)
-            .map(|i| Rejected {
-                received_at: chrono::Utc::now(),
-                stream: stream.into(),
-                index: i as u32,
-                error: "e".into(),
-                raw: "{}".into(),
-                context_ip: None,
-            })
-            .collect();
-        Batch {
-            stream: stream.into(),
-            records: Records::Rejected(rejected),
-        }
+        crate::queue::test_batch(stream, n)
     }
 
     #[tokio::test(start_paused = true)]

@@ -328,45 +328,39 @@ mod tests {
 
     #[test]
     fn wrong_values_name_their_key() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("EVENTKIT_QUEUE__MODE", "kafka");
-            let error = Config::load(None)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            assert!(error.contains("queue.mode"), "{error}");
-            Ok(())
-        });
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("EVENTKIT_SERVER__LISTEN", "not-an-address");
-            let error = Config::load(None)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            assert!(error.contains("server.listen"), "{error}");
-            Ok(())
-        });
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("EVENTKIT_BATCH__MAX_EVENTS", "0");
-            let error = Config::load(None)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            assert_eq!(
-                error,
-                "configuration key batch.max_events: must be greater than 0"
-            );
-            Ok(())
-        });
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("EVENTKIT_QUEUE__SIZE", "10");
-            let error = Config::load(None)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default();
-            assert!(error.contains("size"), "{error}");
-            Ok(())
-        });
+        let cases = [
+            (
+                "EVENTKIT_QUEUE__MODE",
+                "kafka",
+                "key queue.mode: unknown variant",
+            ),
+            (
+                "EVENTKIT_SERVER__LISTEN",
+                "not-an-address",
+                "key server.listen:",
+            ),
+            (
+                "EVENTKIT_QUEUE__SIZE",
+                "10",
+                "key queue.size: unknown field",
+            ),
+            (
+                "EVENTKIT_BATCH__MAX_EVENTS",
+                "0",
+                "configuration key batch.max_events: must be greater than 0",
+            ),
+        ];
+        for (variable, value, expected) in cases {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(variable, value);
+                let error = Config::load(None)
+                    .err()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                assert!(error.contains(expected), "{variable}={value}: {error}");
+                Ok(())
+            });
+        }
     }
 
     #[test]

@@ -120,23 +120,9 @@ impl Consumer for InProcessConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use eventkit_sinks::{Records, Rejected};
 
     fn batch(n: usize) -> Batch {
-        let rejected = (0..n)
-            .map(|i| Rejected {
-                received_at: chrono::Utc::now(),
-                stream: "s".into(),
-                index: i as u32,
-                error: "e".into(),
-                raw: "{}".into(),
-                context_ip: None,
-            })
-            .collect();
-        Batch {
-            stream: "_rejected".into(),
-            records: Records::Rejected(rejected),
-        }
+        crate::queue::test_batch("_rejected", n)
     }
 
     #[tokio::test]

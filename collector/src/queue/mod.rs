@@ -67,3 +67,22 @@ impl Ack {
         (self.0)()
     }
 }
+
+/// `n` dead letters for `stream`: the smallest records, for queue and batcher tests.
+#[cfg(test)]
+pub(crate) fn test_batch(stream: &str, n: usize) -> Batch {
+    let rejected = (0..n)
+        .map(|i| eventkit_sinks::Rejected {
+            received_at: chrono::Utc::now(),
+            stream: stream.into(),
+            index: u32::try_from(i).unwrap_or(u32::MAX),
+            error: "e".into(),
+            raw: "{}".into(),
+            context_ip: None,
+        })
+        .collect();
+    Batch {
+        stream: stream.into(),
+        records: eventkit_sinks::Records::Rejected(rejected),
+    }
+}
