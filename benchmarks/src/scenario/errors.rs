@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{Ctx, Load, Subject, Variant, finish, run_variant, seal};
-use crate::client::Target;
+use crate::client::{Target, http_client};
 use crate::ids::Ids;
 use crate::ledger::Ledger;
 use crate::load::RuleTally;
@@ -23,9 +23,16 @@ pub async fn error_rate(ctx: &mut Ctx) -> ScenarioResult {
     ));
     let ids = Arc::new(Ids::new(&ctx.run_id, 'e'));
 
+    // Probes get a client of their own: after a 413 the server may drop the connection with
+    // the oversized body unread, and a pooled connection closed that way would surface as a
+    // transport error in the load that follows.
+    let probe_target = match http_client(1) {
+        Ok(client) => Target::new(client, &ctx.collector_url, target.stream()),
+        Err(_) => (*target).clone(),
+    };
     let mut probe_results = Vec::new();
     for p in probes() {
-        let status = target.post_raw(p.body.clone()).await.status_label();
+        let status = probe_target.post_raw(p.body.clone()).await.status_label();
         probe_results.push(ProbeResult {
             name: p.name.into(),
             expected_status: p.expect_status,
