@@ -88,8 +88,20 @@ async fn bad_requests_get_clear_4xx() {
         r#"{{"type":"identify","userId":"u","traits":{{"x":"{}"}}}}"#,
         "a".repeat(500 * 1024)
     );
-    let (status, response) = server.post("/collect/web", too_big).await;
-    assert_eq!(status, 413);
+    let response = server
+        .client
+        .post(server.url("/collect/web"))
+        .body(too_big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response.headers()["connection"],
+        "close",
+        "the unread body ends the connection"
+    );
+    let response: serde_json::Value = response.json().await.unwrap();
     assert_eq!(
         response["error"],
         "request body is larger than 512000 bytes"
@@ -110,26 +122,54 @@ async fn bad_requests_get_clear_4xx() {
     assert!(server.rows("_rejected").is_empty());
 }
 
+/// Retries `body` like an SDK honouring `Retry-After` (sooner, to keep the test short) until it
+/// is accepted or `attempts` run out; returns the final status.
+async fn post_until_accepted(server: &TestServer, body: &str, attempts: usize) -> u16 {
+    let mut status = 0;
+    for _ in 0..attempts {
+        status = server.post("/collect/web", body.to_owned()).await.0;
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    status
+}
+
+fn identify_batch(n: usize) -> String {
+    format!(
+        "[{}]",
+        vec![r#"{"type":"identify","userId":"u"}"#; n].join(",")
+    )
+}
+
 #[tokio::test]
-async fn full_queue_answers_503_with_retry_after_and_recovers() {
-    // Nothing flushes by itself here: events stay held (unacknowledged) until the stop.
+async fn full_queue_answers_503_with_retry_after_while_the_store_is_down_then_recovers() {
     let mut server = TestServer::start(|c| {
         c.queue.capacity = 2_500;
         c.batch.max_age_ms = 3_600_000;
         c.batch.max_events = 1_000_000;
     })
     .await;
-    let full = format!(
-        "[{}]",
-        vec![r#"{"type":"identify","userId":"u"}"#; 2_000].join(",")
-    );
-    let (status, _) = server.post("/collect/web", full.clone()).await;
-    assert_eq!(status, 202);
+    // Once serving (the store is opened at start-up), break the store: a plain file where the
+    // data directory was makes every write fail.
+    let health = server
+        .client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let dir = server.dir();
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, b"").unwrap();
 
+    let (status, _) = server.post("/collect/web", identify_batch(2_000)).await;
+    assert_eq!(status, 202);
     let response = server
         .client
         .post(server.url("/collect/web"))
-        .body(full)
+        .body(identify_batch(2_000))
         .send()
         .await
         .unwrap();
@@ -159,13 +199,55 @@ async fn full_queue_answers_503_with_retry_after_and_recovers() {
         metrics.contains("eventkit_requests_refused_total{stream=\"web\"}"),
         "{metrics}"
     );
+    // Back-pressure makes the batcher write what it holds; that write fails and is retried.
+    let mut failing = String::new();
+    for _ in 0..50 {
+        let ready = server
+            .client
+            .get(server.url("/ready"))
+            .send()
+            .await
+            .unwrap();
+        failing = ready.text().await.unwrap();
+        if failing.contains("\"sink\":\"failing\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(failing.contains("\"sink\":\"failing\""), "{failing}");
 
+    // The store comes back: the held batch is written, capacity returns, the retry succeeds.
+    std::fs::remove_file(&dir).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    assert_eq!(
+        post_until_accepted(&server, &identify_batch(2_000), 100).await,
+        202
+    );
     server.stop().await;
     assert_eq!(
         server.rows("web").len(),
-        2_000,
-        "the accepted request is stored, the refused one is not"
+        4_000,
+        "both accepted requests stored, once each"
     );
+}
+
+#[tokio::test]
+async fn a_queue_smaller_than_a_batch_is_flushed_under_pressure_not_after_max_age() {
+    // max_events and max_age can never trigger here; only back-pressure can free the queue.
+    let mut server = TestServer::start(|c| {
+        c.queue.capacity = 2_500;
+        c.batch.max_age_ms = 3_600_000;
+        c.batch.max_events = 1_000_000;
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            post_until_accepted(&server, &identify_batch(2_000), 50).await,
+            202
+        );
+    }
+    server.stop().await;
+    assert_eq!(server.rows("web").len(), 6_000);
 }
 
 #[tokio::test]

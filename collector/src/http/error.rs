@@ -87,6 +87,13 @@ impl ApiError {
                 HeaderValue::from_static(RETRY_AFTER_SECONDS),
             );
         }
+        if matches!(self, ApiError::TooLarge | ApiError::BadBody(_)) {
+            // The rest of the body may still be in flight and unread: the connection cannot
+            // carry another request, so say so instead of letting the client find out.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }

@@ -13,15 +13,35 @@ use super::{Ack, Consumer, Delivery, Queue, QueueError};
 /// Permits count bytes in KiB so a large queue fits the semaphore's `u32` requests.
 const BYTES_PER_PERMIT: usize = 1024;
 
-pub struct InProcessQueue {
+/// Room for "a full request": the most events one request may carry, and a request body's
+/// worth of bytes twice over (decoded records take more memory than their JSON).
+const FULL_REQUEST_KIB: usize = 2 * crate::ingest::MAX_BODY_BYTES / BYTES_PER_PERMIT;
+
+/// Capacity left, shared by the producing and the consuming side.
+#[derive(Clone)]
+struct Capacity {
     events: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     event_capacity: usize,
+    kib_capacity: usize,
+}
+
+impl Capacity {
+    fn fits_a_full_request(&self) -> bool {
+        self.events.available_permits()
+            >= crate::ingest::MAX_EVENTS_PER_REQUEST.min(self.event_capacity)
+            && self.bytes.available_permits() >= FULL_REQUEST_KIB.min(self.kib_capacity)
+    }
+}
+
+pub struct InProcessQueue {
+    capacity: Capacity,
     sender: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
 }
 
 pub struct InProcessConsumer {
     receiver: mpsc::UnboundedReceiver<Delivery>,
+    capacity: Capacity,
 }
 
 impl InProcessQueue {
@@ -30,13 +50,23 @@ impl InProcessQueue {
     pub fn new(event_capacity: usize, byte_capacity: usize) -> (Arc<Self>, InProcessConsumer) {
         let (sender, receiver) = mpsc::unbounded_channel();
         let kib = (byte_capacity / BYTES_PER_PERMIT).max(1);
-        let queue = Arc::new(Self {
-            events: Arc::new(Semaphore::new(event_capacity.min(Semaphore::MAX_PERMITS))),
-            bytes: Arc::new(Semaphore::new(kib.min(Semaphore::MAX_PERMITS))),
+        let kib = kib.min(Semaphore::MAX_PERMITS);
+        let event_capacity = event_capacity.min(Semaphore::MAX_PERMITS);
+        let capacity = Capacity {
+            events: Arc::new(Semaphore::new(event_capacity)),
+            bytes: Arc::new(Semaphore::new(kib)),
             event_capacity,
+            kib_capacity: kib,
+        };
+        let consumer = InProcessConsumer {
+            receiver,
+            capacity: capacity.clone(),
+        };
+        let queue = Arc::new(Self {
+            capacity,
             sender: Mutex::new(Some(sender)),
         });
-        (queue, InProcessConsumer { receiver })
+        (queue, consumer)
     }
 
     fn permits(
@@ -67,15 +97,15 @@ impl Queue for InProcessQueue {
             .collect();
         let total_events: usize = sizes.iter().map(|s| s.0).sum();
         let total_kib: usize = sizes.iter().map(|s| s.1).sum();
-        if total_events > self.event_capacity {
+        if total_events > self.capacity.event_capacity {
             return Err(QueueError::TooLarge(format!(
                 "a request of {total_events} events"
             )));
         }
         // Both reservations are taken before anything is sent, so a request is queued whole or
         // not at all: a client never sees a 503 for a request that was half accepted.
-        let mut event_permits = Self::permits(&self.events, total_events, "request")?;
-        let mut byte_permits = Self::permits(&self.bytes, total_kib, "request")?;
+        let mut event_permits = Self::permits(&self.capacity.events, total_events, "request")?;
+        let mut byte_permits = Self::permits(&self.capacity.bytes, total_kib, "request")?;
         let guard = self.sender.lock().map_err(|_| QueueError::Closed)?;
         let sender = guard.as_ref().ok_or(QueueError::Closed)?;
         for (batch, (events, kib)) in batches.into_iter().zip(sizes) {
@@ -92,15 +122,15 @@ impl Queue for InProcessQueue {
     }
 
     fn depth(&self) -> usize {
-        self.event_capacity
-            .saturating_sub(self.events.available_permits())
+        self.capacity
+            .event_capacity
+            .saturating_sub(self.capacity.events.available_permits())
     }
 
     fn has_room(&self) -> bool {
         // "Room" means a full-size request would fit; near-full is reported as not ready so a
         // load balancer can steer traffic away before clients see 503s.
-        self.events.available_permits()
-            >= crate::ingest::MAX_EVENTS_PER_REQUEST.min(self.event_capacity)
+        self.capacity.fits_a_full_request()
     }
 
     fn close(&self) {
@@ -114,6 +144,10 @@ impl Queue for InProcessQueue {
 impl Consumer for InProcessConsumer {
     async fn next(&mut self) -> Option<Delivery> {
         self.receiver.recv().await
+    }
+
+    fn is_backlogged(&self) -> bool {
+        !self.capacity.fits_a_full_request()
     }
 }
 

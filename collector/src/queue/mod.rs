@@ -47,6 +47,13 @@ pub trait Queue: Send + Sync + 'static {
 pub trait Consumer: Send + 'static {
     /// The next delivery, or `None` once the queue is closed and drained.
     async fn next(&mut self) -> Option<Delivery>;
+
+    /// True when the queue cannot take a full request until deliveries are acknowledged: the
+    /// batcher then writes what it holds now instead of waiting for size or age limits, which
+    /// could otherwise never be reached while clients are being refused.
+    fn is_backlogged(&self) -> bool {
+        false
+    }
 }
 
 pub struct Delivery {
