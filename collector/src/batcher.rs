@@ -118,37 +118,41 @@ impl Batcher {
     /// Adds a delivery to its stream's buffer; true when the buffer should be flushed now.
     fn add(&mut self, batch: Batch, ack: Ack) -> bool {
         let bytes = batch.records.approx_bytes();
-        let stream = batch.stream.clone();
-        let buffer = match self.buffers.remove(&stream) {
-            None => Buffer {
-                batch,
+        // The common case, a stream that already has a buffer, costs one lookup and no copies of
+        // the stream name: this runs once per accepted request.
+        let Some(buffer) = self.buffers.get_mut(&batch.stream) else {
+            let full =
+                batch.records.len() >= self.limits.max_events || bytes >= self.limits.max_bytes;
+            let buffer = Buffer {
                 acks: vec![ack],
                 bytes,
                 opened: Instant::now(),
-            },
-            Some(mut buffer) => {
-                if let Err(other_kind) = buffer.batch.records.append(batch.records) {
-                    // One stream never mixes record kinds; if it ever did, keep both rather than drop.
-                    tracing::error!(
-                        stream,
-                        "mixed record kinds in one stream; writing separately"
-                    );
-                    let stray = Batch {
-                        stream: stream.clone(),
-                        records: other_kind,
-                    };
-                    self.spawn_flush(stray, vec![ack]);
-                } else {
-                    buffer.acks.push(ack);
-                    buffer.bytes += bytes;
-                }
-                buffer
-            }
+                batch,
+            };
+            self.buffers.insert(buffer.batch.stream.clone(), buffer);
+            return full;
         };
-        let full = buffer.batch.records.len() >= self.limits.max_events
-            || buffer.bytes >= self.limits.max_bytes;
-        self.buffers.insert(stream, buffer);
-        full
+        match buffer.batch.records.append(batch.records) {
+            Ok(()) => {
+                buffer.acks.push(ack);
+                buffer.bytes += bytes;
+                buffer.batch.records.len() >= self.limits.max_events
+                    || buffer.bytes >= self.limits.max_bytes
+            }
+            Err(other_kind) => {
+                // One stream never mixes record kinds; if it ever did, keep both rather than drop.
+                tracing::error!(
+                    stream = batch.stream,
+                    "mixed record kinds in one stream; writing separately"
+                );
+                let stray = Batch {
+                    stream: batch.stream,
+                    records: other_kind,
+                };
+                self.spawn_flush(stray, vec![ack]);
+                false
+            }
+        }
     }
 
     async fn flush(&mut self, stream: &str) {
