@@ -70,6 +70,7 @@ pub enum IngestError {
 }
 
 /// Batch-level fields every event of the request inherits.
+#[derive(Default)]
 struct Shared<'a> {
     context: Option<&'a RawValue>,
     integrations: Option<&'a RawValue>,
@@ -79,17 +80,16 @@ struct Shared<'a> {
 pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
     let text = std::str::from_utf8(body).map_err(|e| IngestError::Malformed(e.to_string()))?;
     let first = text.trim_start().as_bytes().first().copied();
-    let (raw_events, shared, write_key) = match first {
+    // Each event as its own JSON text. Arrays and batches are split by serde_json (which also
+    // validates them); a single object was validated by the envelope parse, so its text is used
+    // as it is rather than scanned a third time.
+    let (raw_events, shared, write_key): (Vec<&str>, Shared, Option<String>) = match first {
         Some(b'[') => {
             let events: Vec<&RawValue> =
                 serde_json::from_str(text).map_err(|e| IngestError::Malformed(e.to_string()))?;
             (
-                events,
-                Shared {
-                    context: None,
-                    integrations: None,
-                    sent_at: None,
-                },
+                events.into_iter().map(RawValue::get).collect(),
+                Shared::default(),
                 None,
             )
         }
@@ -104,21 +104,13 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
                         integrations: envelope.integrations.filter(|c| json::is_object(c)),
                         sent_at: envelope.sent_at.as_deref().and_then(time::parse),
                     };
-                    (batch, shared, write_key)
-                }
-                None => {
-                    let whole: &RawValue = serde_json::from_str(text)
-                        .map_err(|e| IngestError::Malformed(e.to_string()))?;
                     (
-                        vec![whole],
-                        Shared {
-                            context: None,
-                            integrations: None,
-                            sent_at: None,
-                        },
+                        batch.into_iter().map(RawValue::get).collect(),
+                        shared,
                         write_key,
                     )
                 }
+                None => (vec![text.trim()], Shared::default(), write_key),
             }
         }
         Some(_) => {
@@ -150,7 +142,7 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
                 stream: info.stream.clone(),
                 index: u32::try_from(index).unwrap_or(u32::MAX),
                 error,
-                raw: raw.get().to_owned(),
+                raw: raw.to_owned(),
                 context_ip: info.client_ip.clone(),
             }),
         }

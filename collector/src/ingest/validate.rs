@@ -15,15 +15,14 @@ use super::{MAX_EVENT_BYTES, RequestInfo, Shared};
 
 const MAX_MESSAGE_ID_CHARS: usize = 100;
 
-pub(super) fn event(raw: &RawValue, shared: &Shared, info: &RequestInfo) -> Result<Event, String> {
-    let text = raw.get();
+pub(super) fn event(text: &str, shared: &Shared, info: &RequestInfo) -> Result<Event, String> {
     if text.len() > MAX_EVENT_BYTES {
         return Err(format!(
             "event is {} bytes; the limit is 32 KB ({MAX_EVENT_BYTES} bytes)",
             text.len()
         ));
     }
-    if !is_object(raw) {
+    if !text.starts_with('{') {
         return Err("event must be a JSON object".to_owned());
     }
     let wire: WireEvent = serde_json::from_str(text).map_err(|_| diagnose(text))?;
