@@ -136,6 +136,13 @@ async fn post_until_accepted(server: &TestServer, body: &str, attempts: usize) -
     status
 }
 
+/// The smallest queue allowed, and batch limits that never trigger by themselves.
+fn only_back_pressure_flushes(config: &mut eventkit::config::Config) {
+    config.queue.capacity = 2_500;
+    config.batch.max_age_ms = 3_600_000;
+    config.batch.max_events = 1_000_000;
+}
+
 fn identify_batch(n: usize) -> String {
     format!(
         "[{}]",
@@ -145,20 +152,10 @@ fn identify_batch(n: usize) -> String {
 
 #[tokio::test]
 async fn full_queue_answers_503_with_retry_after_while_the_store_is_down_then_recovers() {
-    let mut server = TestServer::start(|c| {
-        c.queue.capacity = 2_500;
-        c.batch.max_age_ms = 3_600_000;
-        c.batch.max_events = 1_000_000;
-    })
-    .await;
+    let mut server = TestServer::start(only_back_pressure_flushes).await;
     // Once serving (the store is opened at start-up), break the store: a plain file where the
     // data directory was makes every write fail.
-    let health = server
-        .client
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let health = server.get("/health").await;
     assert_eq!(health.status(), 200);
     let dir = server.dir();
     std::fs::remove_dir_all(&dir).unwrap();
@@ -178,22 +175,9 @@ async fn full_queue_answers_503_with_retry_after_while_the_store_is_down_then_re
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "the queue is full");
 
-    let ready = server
-        .client
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .unwrap();
+    let ready = server.get("/ready").await;
     assert_eq!(ready.status(), 503);
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("eventkit_queue_depth 2000"), "{metrics}");
     assert!(
         metrics.contains("eventkit_requests_refused_total{stream=\"web\"}"),
@@ -202,12 +186,7 @@ async fn full_queue_answers_503_with_retry_after_while_the_store_is_down_then_re
     // Back-pressure makes the batcher write what it holds; that write fails and is retried.
     let mut failing = String::new();
     for _ in 0..50 {
-        let ready = server
-            .client
-            .get(server.url("/ready"))
-            .send()
-            .await
-            .unwrap();
+        let ready = server.get("/ready").await;
         failing = ready.text().await.unwrap();
         if failing.contains("\"sink\":\"failing\"") {
             break;
@@ -234,12 +213,7 @@ async fn full_queue_answers_503_with_retry_after_while_the_store_is_down_then_re
 #[tokio::test]
 async fn a_queue_smaller_than_a_batch_is_flushed_under_pressure_not_after_max_age() {
     // max_events and max_age can never trigger here; only back-pressure can free the queue.
-    let mut server = TestServer::start(|c| {
-        c.queue.capacity = 2_500;
-        c.batch.max_age_ms = 3_600_000;
-        c.batch.max_events = 1_000_000;
-    })
-    .await;
+    let mut server = TestServer::start(only_back_pressure_flushes).await;
     for _ in 0..3 {
         assert_eq!(
             post_until_accepted(&server, &identify_batch(2_000), 50).await,
@@ -284,22 +258,9 @@ async fn graceful_stop_flushes_every_accepted_event() {
 #[tokio::test]
 async fn health_ready_and_metrics() {
     let mut server = TestServer::start(|_| {}).await;
-    let health = server
-        .client
-        .get(server.url("/health"))
-        .send()
-        .await
-        .unwrap();
+    let health = server.get("/health").await;
     assert_eq!(health.status(), 200);
-    let ready: serde_json::Value = server
-        .client
-        .get(server.url("/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = server.get("/ready").await.json().await.unwrap();
     assert_eq!(ready["ready"], true);
     let (status, _) = server
         .post(

@@ -194,13 +194,7 @@ async fn storage_outage_of_30s_loses_and_duplicates_nothing() {
     while down.elapsed() < OUTAGE {
         // 202 while the queue has room, 503 once it is full: both are fine, only 202s count.
         send(&server, &mut accepted, 200).await;
-        let ready = server
-            .client
-            .get(server.url("/ready"))
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let ready = server.get("/ready").await.status();
         saw_not_ready |= ready == 503;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -351,12 +351,7 @@ async fn settings_document_points_analytics_js_back_here() {
     assert_eq!(segment["protocol"], "http");
     assert_eq!(settings["metrics"]["sampleRate"], 0);
 
-    let response = server
-        .client
-        .get(server.url("/v1/projects/unknown/settings"))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/v1/projects/unknown/settings").await;
     assert_eq!(response.status(), 401);
     server.stop().await;
 

@@ -71,6 +71,14 @@ impl TestServer {
         )
     }
 
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Graceful stop: returns once every accepted event is stored.
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
