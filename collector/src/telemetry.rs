@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const EVENTS_ACCEPTED: &str = "eventkit_events_accepted_total";
 pub const EVENTS_REJECTED: &str = "eventkit_events_rejected_total";
 pub const REQUESTS_REFUSED: &str = "eventkit_requests_refused_total";
+pub const REQUESTS_UNAUTHORIZED: &str = "eventkit_requests_unauthorized_total";
 pub const QUEUE_DEPTH: &str = "eventkit_queue_depth";
 pub const BATCHES_WRITTEN: &str = "eventkit_batches_written_total";
 pub const FILES_WRITTEN: &str = "eventkit_files_written_total";

@@ -114,6 +114,15 @@ async fn basic_auth_and_body_write_key_pick_the_stream_and_bad_keys_get_401() {
         assert!(text.starts_with(error), "{text}");
         assert!(!text.contains("wrong"), "keys never echo back: {text}");
     }
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("eventkit_requests_unauthorized_total"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("wrong"),
+        "keys never become metric labels"
+    );
     server.stop().await;
 
     let users = |stream: &str| {

@@ -80,6 +80,10 @@ impl ApiError {
     /// A response with `body` (normally [`ApiError::body`]), the status and any retry header.
     pub fn respond_with(&self, body: serde_json::Map<String, serde_json::Value>) -> Response {
         let status = self.status();
+        if status == StatusCode::UNAUTHORIZED {
+            // Not labelled by key or stream: an unknown key must not become a metric label.
+            metrics::counter!(crate::telemetry::REQUESTS_UNAUTHORIZED).increment(1);
+        }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(
