@@ -363,6 +363,14 @@ mod tests {
         }
     }
 
+    fn source_pairs(config: &Config) -> Vec<(&str, &str)> {
+        config
+            .sources
+            .iter()
+            .map(|s| (s.write_key.as_str(), s.stream.as_str()))
+            .collect()
+    }
+
     #[test]
     fn sources_come_from_toml_tables_or_one_env_string() {
         figment::Jail::expect_with(|jail| {
@@ -372,12 +380,7 @@ mod tests {
             )?;
             let config =
                 Config::load(Some(Path::new("eventkit.toml"))).map_err(|e| e.to_string())?;
-            let pairs: Vec<_> = config
-                .sources
-                .iter()
-                .map(|s| (s.write_key.as_str(), s.stream.as_str()))
-                .collect();
-            assert_eq!(pairs, [("k-web", "web"), ("k-app", "app")]);
+            assert_eq!(source_pairs(&config), [("k-web", "web"), ("k-app", "app")]);
             assert!(config.auth.allow_anonymous);
             assert_eq!(config.cors.allowed_origins, ["https://shop.example"]);
 
@@ -385,12 +388,10 @@ mod tests {
             jail.set_env("EVENTKIT_SOURCES", "key1=stream1, key2=stream2");
             let config =
                 Config::load(Some(Path::new("eventkit.toml"))).map_err(|e| e.to_string())?;
-            let pairs: Vec<_> = config
-                .sources
-                .iter()
-                .map(|s| (s.write_key.as_str(), s.stream.as_str()))
-                .collect();
-            assert_eq!(pairs, [("key1", "stream1"), ("key2", "stream2")]);
+            assert_eq!(
+                source_pairs(&config),
+                [("key1", "stream1"), ("key2", "stream2")]
+            );
             Ok(())
         });
     }
