@@ -3,12 +3,10 @@
 //! same shape gives the overhead of rejecting.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use super::{Ctx, Load, Subject, Variant, finish, run_variant, seal};
+use super::{Ctx, Load, Subject, Variant, finish, run_variants, seal};
 use crate::client::{Target, http_client};
 use crate::ids::Ids;
-use crate::ledger::Ledger;
 use crate::load::RuleTally;
 use crate::result::{Check, ProbeResult, ScenarioResult};
 use crate::workload::{Faulty, probes};
@@ -40,34 +38,22 @@ pub async fn error_rate(ctx: &mut Ctx) -> ScenarioResult {
         });
     }
 
-    let mut ledger = Ledger::new(SystemTime::now());
-    let mut outcomes = Vec::new();
     let runs = [
         ("valid only (control)", 0, ctx.durations.error_control),
         ("10% invalid", 1, ctx.durations.error_faulty),
     ];
-    for (i, (name, invalid, duration)) in runs.into_iter().enumerate() {
-        let variant = Variant {
+    let variants = runs
+        .into_iter()
+        .map(|(name, invalid, duration)| Variant {
             name: name.into(),
             load: Load::Closed {
                 users: ctx.users,
                 duration,
             },
             workload: Arc::new(Faulty::new(BATCH, invalid)),
-        };
-        let (outcome, back) = run_variant(
-            ctx,
-            target.clone(),
-            ids.clone(),
-            ledger,
-            variant,
-            ctx.collector_pid,
-            30 + i as u64,
-        )
-        .await;
-        ledger = back;
-        outcomes.push(outcome);
-    }
+        })
+        .collect();
+    let (outcomes, ledger) = run_variants(ctx, &target, &ids, variants, 30).await;
     let mut tally = RuleTally::default();
     for o in &outcomes {
         tally.merge(&o.rec.rules);

@@ -15,7 +15,7 @@ pub use errors::error_rate;
 pub use fold::{Subject, finish, seal};
 pub use payload::payload_size;
 pub use plain::{baseline, ceiling, realistic};
-pub use run::{Load, Variant, VariantOutcome, run_variant};
+pub use run::{Load, Variant, VariantOutcome, run_variant, run_variants};
 
 use crate::landing::Sink;
 

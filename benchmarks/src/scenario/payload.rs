@@ -2,12 +2,10 @@
 //! limit, so that variant measures how fast the collector turns oversized events away.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use super::{Ctx, Load, Subject, Variant, finish, run_variant, seal};
+use super::{Ctx, Load, Subject, Variant, finish, run_variants, seal};
 use crate::client::Target;
 use crate::ids::Ids;
-use crate::ledger::Ledger;
 use crate::result::{Check, ScenarioResult};
 use crate::workload::Sized;
 
@@ -27,30 +25,18 @@ pub async fn payload_size(ctx: &mut Ctx) -> ScenarioResult {
         &Ctx::stream("payload-size"),
     ));
     let ids = Arc::new(Ids::new(&ctx.run_id, 'p'));
-    let mut ledger = Ledger::new(SystemTime::now());
-    let mut outcomes = Vec::new();
-    for (i, (name, bytes)) in SIZES.into_iter().enumerate() {
-        let variant = Variant {
+    let variants = SIZES
+        .into_iter()
+        .map(|(name, bytes)| Variant {
             name: format!("payload {name}"),
             load: Load::Closed {
                 users: ctx.users,
                 duration: ctx.durations.payload_each,
             },
             workload: Arc::new(Sized { target: bytes }),
-        };
-        let (outcome, back) = run_variant(
-            ctx,
-            target.clone(),
-            ids.clone(),
-            ledger,
-            variant,
-            ctx.collector_pid,
-            10 + i as u64,
-        )
-        .await;
-        ledger = back;
-        outcomes.push(outcome);
-    }
+        })
+        .collect();
+    let (outcomes, ledger) = run_variants(ctx, &target, &ids, variants, 10).await;
     let limits: Vec<(String, u64, u64, Vec<String>)> = outcomes
         .iter()
         .zip(SIZES)

@@ -179,3 +179,31 @@ fn progress_bar(ctx: &Ctx, variant: &Variant) -> ProgressBar {
     bar.set_prefix(variant.name.clone());
     bar
 }
+
+/// Runs `variants` one after another against one stream, threading one ledger through them so
+/// the loss check afterwards covers all of them; the i-th variant is seeded `first_seed + i`.
+pub async fn run_variants(
+    ctx: &Ctx,
+    target: &Arc<Target>,
+    ids: &Arc<Ids>,
+    variants: Vec<Variant>,
+    first_seed: u64,
+) -> (Vec<VariantOutcome>, Ledger) {
+    let mut ledger = Ledger::new(SystemTime::now());
+    let mut outcomes = Vec::with_capacity(variants.len());
+    for (seed, variant) in (first_seed..).zip(variants) {
+        let (outcome, back) = run_variant(
+            ctx,
+            target.clone(),
+            ids.clone(),
+            ledger,
+            variant,
+            ctx.collector_pid,
+            seed,
+        )
+        .await;
+        ledger = back;
+        outcomes.push(outcome);
+    }
+    (outcomes, ledger)
+}
