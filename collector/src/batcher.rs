@@ -10,7 +10,7 @@ use eventkit_sinks::{Batch, Sink};
 use tokio::task::JoinSet;
 
 use crate::config::BatchConfig;
-use crate::queue::{Ack, Consumer};
+use crate::queue::{Ack, Consumer, Delivery};
 use crate::telemetry;
 
 /// Files being written at once. Two keeps both cores busy encoding while a third request's
@@ -82,7 +82,7 @@ impl Batcher {
                 delivery = consumer.next() => match delivery {
                     Some(delivery) => {
                         let stream = delivery.batch.stream.clone();
-                        if self.add(delivery.batch, delivery.ack) {
+                        if self.add(delivery) {
                             self.flush(&stream).await;
                         }
                     }
@@ -116,8 +116,12 @@ impl Batcher {
     }
 
     /// Adds a delivery to its stream's buffer; true when the buffer should be flushed now.
-    fn add(&mut self, batch: Batch, ack: Ack) -> bool {
-        let bytes = batch.records.approx_bytes();
+    fn add(&mut self, delivery: Delivery) -> bool {
+        let Delivery {
+            batch,
+            ack,
+            approx_bytes: bytes,
+        } = delivery;
         // The common case, a stream that already has a buffer, costs one lookup and no copies of
         // the stream name: this runs once per accepted request.
         let Some(buffer) = self.buffers.get_mut(&batch.stream) else {

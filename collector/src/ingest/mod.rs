@@ -100,8 +100,8 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
             match envelope.batch {
                 Some(batch) => {
                     let shared = Shared {
-                        context: envelope.context.filter(|c| json::is_object(c)),
-                        integrations: envelope.integrations.filter(|c| json::is_object(c)),
+                        context: envelope.context.filter(|c| json::is_object(c.get())),
+                        integrations: envelope.integrations.filter(|c| json::is_object(c.get())),
                         sent_at: envelope.sent_at.as_deref().and_then(time::parse),
                     };
                     (

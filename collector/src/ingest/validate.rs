@@ -22,7 +22,7 @@ pub(super) fn event(text: &str, shared: &Shared, info: &RequestInfo) -> Result<E
             text.len()
         ));
     }
-    if !text.starts_with('{') {
+    if !is_object(text) {
         return Err("event must be a JSON object".to_owned());
     }
     let wire: WireEvent = serde_json::from_str(text).map_err(|_| diagnose(text))?;
@@ -73,7 +73,7 @@ pub(super) fn event(text: &str, shared: &Shared, info: &RequestInfo) -> Result<E
         ("context", wire.context),
         ("integrations", wire.integrations),
     ] {
-        if value.is_some_and(|v| !is_object(v)) {
+        if value.is_some_and(|v| !is_object(v.get())) {
             return Err(format!("{field} must be an object"));
         }
     }

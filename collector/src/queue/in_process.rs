@@ -88,15 +88,11 @@ impl Queue for InProcessQueue {
     async fn enqueue(&self, batches: Vec<Batch>) -> Result<(), QueueError> {
         let sizes: Vec<(usize, usize)> = batches
             .iter()
-            .map(|b| {
-                (
-                    b.records.len(),
-                    b.records.approx_bytes().div_ceil(BYTES_PER_PERMIT),
-                )
-            })
+            .map(|b| (b.records.len(), b.records.approx_bytes()))
             .collect();
         let total_events: usize = sizes.iter().map(|s| s.0).sum();
-        let total_kib: usize = sizes.iter().map(|s| s.1).sum();
+        let kib = |bytes: usize| bytes.div_ceil(BYTES_PER_PERMIT);
+        let total_kib: usize = sizes.iter().map(|s| kib(s.1)).sum();
         if total_events > self.capacity.event_capacity {
             return Err(QueueError::TooLarge(format!(
                 "a request of {total_events} events"
@@ -108,14 +104,20 @@ impl Queue for InProcessQueue {
         let mut byte_permits = Self::permits(&self.capacity.bytes, total_kib, "request")?;
         let guard = self.sender.lock().map_err(|_| QueueError::Closed)?;
         let sender = guard.as_ref().ok_or(QueueError::Closed)?;
-        for (batch, (events, kib)) in batches.into_iter().zip(sizes) {
+        for (batch, (events, approx_bytes)) in batches.into_iter().zip(sizes) {
             let held = (
                 event_permits.split(events).ok_or(QueueError::Closed)?,
-                byte_permits.split(kib).ok_or(QueueError::Closed)?,
+                byte_permits
+                    .split(kib(approx_bytes))
+                    .ok_or(QueueError::Closed)?,
             );
             let ack = Ack::new(move || drop(held));
             sender
-                .send(Delivery { batch, ack })
+                .send(Delivery {
+                    batch,
+                    ack,
+                    approx_bytes,
+                })
                 .map_err(|_| QueueError::Closed)?;
         }
         Ok(())

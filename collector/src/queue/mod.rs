@@ -59,6 +59,9 @@ pub trait Consumer: Send + 'static {
 pub struct Delivery {
     pub batch: Batch,
     pub ack: Ack,
+    /// `batch.records.approx_bytes()`, measured once by the queue (which sizes its capacity by
+    /// it) so the batcher's byte limit does not walk every record again.
+    pub approx_bytes: usize,
 }
 
 /// Releases a delivery from the queue. Dropping it unacknowledged is the same as a crash: the
