@@ -10,9 +10,9 @@ use tokio::net::TcpListener;
 
 use crate::batcher::{Batcher, SinkHealth};
 use crate::config::{Config, QueueMode};
-use crate::http::{AppState, Auth, router};
+use crate::http::{AppState, Auth, Shared, router};
 use crate::queue::{InProcessQueue, Queue};
-use crate::telemetry;
+use crate::telemetry::{self, IngestCounters};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -46,15 +46,16 @@ pub async fn run(
     let writer = tokio::spawn(batcher.run(consumer));
 
     let queue: Arc<dyn Queue> = queue;
-    let state = AppState {
+    let state = AppState::new(Shared {
         queue: queue.clone(),
         sink_health,
         prometheus: telemetry::prometheus(),
         trust_forwarded_for: config.server.trust_forwarded_for,
-        auth: Arc::new(Auth::from_config(&config)),
+        auth: Auth::from_config(&config),
         cors: config.cors.clone(),
-        public_url: config.server.public_url.as_deref().map(Arc::from),
-    };
+        public_url: config.server.public_url.clone(),
+        counters: IngestCounters::default(),
+    });
     if config.sources.is_empty() && !config.auth.allow_anonymous {
         tracing::warn!(
             "no [[sources]] configured and auth.allow_anonymous is off: /v1/* will answer 401"

@@ -9,6 +9,6 @@ pub mod sink;
 pub mod store;
 
 pub use parquet_sink::ParquetSink;
-pub use record::{Batch, Event, EventType, REJECTED_STREAM, Records, Rejected};
+pub use record::{Batch, Chunked, Event, EventType, REJECTED_STREAM, Records, Rejected};
 pub use sink::{Sink, SinkError, WrittenFile};
 pub use store::{StoreError, open_store};

@@ -19,7 +19,7 @@ use parquet::schema::types::ColumnPath;
 use tokio_util::io::SyncIoBridge;
 
 use crate::layout::{file_path, hour_of};
-use crate::record::{Batch, Records};
+use crate::record::{Batch, Event, Records, Rejected};
 use crate::schema::{events_batch, rejected_batch, schema_of};
 use crate::sink::{Sink, SinkError, WrittenFile};
 
@@ -150,10 +150,44 @@ impl Encoded {
     }
 }
 
+/// One file's rows, addressable by row number across the batch's chunks.
+enum Rows<'a> {
+    Events(Vec<&'a Event>),
+    Rejected(Vec<&'a Rejected>),
+}
+
+impl<'a> Rows<'a> {
+    fn of(records: &'a Records, range: Range<usize>) -> Self {
+        match records {
+            Records::Events(v) => {
+                Rows::Events(v.iter().skip(range.start).take(range.len()).collect())
+            }
+            Records::Rejected(v) => {
+                Rows::Rejected(v.iter().skip(range.start).take(range.len()).collect())
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Rows::Events(v) => v.len(),
+            Rows::Rejected(v) => v.len(),
+        }
+    }
+
+    fn record_batch(&self, stream: &str, range: Range<usize>) -> Result<RecordBatch, SinkError> {
+        let part = match self {
+            Rows::Events(v) => events_batch(stream, &v[range]),
+            Rows::Rejected(v) => rejected_batch(&v[range]),
+        };
+        part.map_err(|e| SinkError::Encode(e.to_string()))
+    }
+}
+
 /// Streams one file's rows through the Parquet writer into the upload.
 fn encode(
     batch: &Batch,
-    rows: Range<usize>,
+    range: Range<usize>,
     bridge: Bridge,
     properties: WriterProperties,
 ) -> Encoded {
@@ -166,10 +200,11 @@ fn encode(
             Ok(writer) => writer,
             Err(e) => return Encoded::failed(SinkError::Encode(e.to_string()), None),
         };
-    let mut start = rows.start;
-    while start < rows.end {
-        let end = (start + ROW_GROUP_ROWS).min(rows.end);
-        let written = slice_batch(batch, start..end).and_then(|rb| {
+    let rows = Rows::of(&batch.records, range);
+    let mut start = 0;
+    while start < rows.len() {
+        let end = (start + ROW_GROUP_ROWS).min(rows.len());
+        let written = rows.record_batch(&batch.stream, start..end).and_then(|rb| {
             writer
                 .write(&rb)
                 .map_err(|e| SinkError::Encode(e.to_string()))
@@ -186,14 +221,6 @@ fn encode(
         },
         Err(e) => Encoded::failed(SinkError::Encode(e.to_string()), None),
     }
-}
-
-fn slice_batch(batch: &Batch, rows: Range<usize>) -> Result<RecordBatch, SinkError> {
-    let part = match &batch.records {
-        Records::Events(v) => events_batch(&batch.stream, &v[rows]),
-        Records::Rejected(v) => rejected_batch(&v[rows]),
-    };
-    part.map_err(|e| SinkError::Encode(e.to_string()))
 }
 
 struct CountingWriter<W> {

@@ -70,80 +70,108 @@ pub fn schema_of(records: &Records) -> SchemaRef {
     }
 }
 
-pub fn to_record_batch(stream: &str, records: &Records) -> Result<RecordBatch, ArrowError> {
-    match records {
-        Records::Events(events) => events_batch(stream, events),
-        Records::Rejected(rejected) => rejected_batch(rejected),
+/// The event columns that hold per-row text, in schema order but without `stream` and `type`:
+/// `message_id`, then the identifiers (`event` … `previous_id`), then what follows the four
+/// timestamp columns (`context_ip` … `integrations`).
+type TextField = fn(&Event) -> Option<&str>;
+const TEXT_FIELDS: [TextField; 19] = [
+    |e| Some(&e.message_id),
+    |e| e.event.as_deref(),
+    |e| e.name.as_deref(),
+    |e| e.user_id.as_deref(),
+    |e| e.anonymous_id.as_deref(),
+    |e| e.group_id.as_deref(),
+    |e| e.previous_id.as_deref(),
+    |e| e.context_ip.as_deref(),
+    |e| e.context_user_agent.as_deref(),
+    |e| e.context_library_name.as_deref(),
+    |e| e.context_library_version.as_deref(),
+    |e| e.page_path.as_deref(),
+    |e| e.page_url.as_deref(),
+    |e| e.page_referrer.as_deref(),
+    |e| e.page_title.as_deref(),
+    |e| e.properties.as_deref(),
+    |e| e.traits.as_deref(),
+    |e| e.context.as_deref(),
+    |e| e.integrations.as_deref(),
+];
+const IDENTIFIER_FIELDS: usize = 6;
+
+fn time_column(events: &[&Event], get: fn(&Event) -> Option<DateTime<Utc>>) -> ArrayRef {
+    let mut builder = TimestampMicrosecondBuilder::with_capacity(events.len()).with_timezone("UTC");
+    for event in events {
+        builder.append_option(get(event).map(|t| t.timestamp_micros()));
     }
+    Arc::new(builder.finish())
 }
 
-/// A string column. The values are walked twice, once to size the buffer exactly: JSON columns
-/// hold hundreds of bytes a row, and growing a buffer by doubling copies it over and over.
-fn strings<'a, I>(len: usize, values: impl Fn() -> I) -> ArrayRef
-where
-    I: Iterator<Item = Option<&'a str>>,
-{
-    let bytes = values().map(|v| v.map_or(0, str::len)).sum();
+/// Events are read row by row, twice: once to size every text column exactly (JSON columns hold
+/// hundreds of bytes a row, and a buffer grown by doubling is copied over and over), once to
+/// fill them. Reading column by column instead would walk every event's memory once per column.
+pub fn events_batch(stream: &str, events: &[&Event]) -> Result<RecordBatch, ArrowError> {
+    let n = events.len();
+    let mut bytes = [0usize; TEXT_FIELDS.len()];
+    for event in events {
+        for (total, field) in bytes.iter_mut().zip(TEXT_FIELDS) {
+            *total += field(event).map_or(0, str::len);
+        }
+    }
+    let mut text: Vec<StringBuilder> = bytes
+        .iter()
+        .map(|&b| StringBuilder::with_capacity(n, b))
+        .collect();
+    let mut types = StringBuilder::with_capacity(n, n * "identify".len());
+    for event in events {
+        for (builder, field) in text.iter_mut().zip(TEXT_FIELDS) {
+            builder.append_option(field(event));
+        }
+        types.append_value(event.event_type.as_str());
+    }
+    let mut finished = text.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef);
+    let mut take = |count: usize| finished.by_ref().take(count).collect::<Vec<_>>();
+    let message_id = take(1);
+    let identifiers = take(IDENTIFIER_FIELDS);
+    let after_times = take(TEXT_FIELDS.len());
+
+    let mut streams = StringBuilder::with_capacity(n, n * stream.len());
+    (0..n).for_each(|_| streams.append_value(stream));
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(EVENT_SCHEMA.fields().len());
+    columns.extend(message_id);
+    columns.push(Arc::new(streams.finish()));
+    columns.push(Arc::new(types.finish()));
+    columns.extend(identifiers);
+    columns.push(time_column(events, |e| Some(e.timestamp)));
+    columns.push(time_column(events, |e| e.original_timestamp));
+    columns.push(time_column(events, |e| e.sent_at));
+    columns.push(time_column(events, |e| Some(e.received_at)));
+    columns.extend(after_times);
+    RecordBatch::try_new(EVENT_SCHEMA.clone(), columns)
+}
+
+fn strings<'a>(len: usize, values: impl Iterator<Item = Option<&'a str>> + Clone) -> ArrayRef {
+    let bytes = values.clone().map(|v| v.map_or(0, str::len)).sum();
     let mut builder = StringBuilder::with_capacity(len, bytes);
-    for value in values() {
+    for value in values {
         builder.append_option(value);
     }
     Arc::new(builder.finish())
 }
 
-fn times(len: usize, values: impl Iterator<Item = Option<DateTime<Utc>>>) -> ArrayRef {
-    let mut builder = TimestampMicrosecondBuilder::with_capacity(len).with_timezone("UTC");
-    for value in values {
-        builder.append_option(value.map(|t| t.timestamp_micros()));
-    }
-    Arc::new(builder.finish())
-}
-
-pub fn events_batch(stream: &str, events: &[Event]) -> Result<RecordBatch, ArrowError> {
-    let n = events.len();
-    let text_col = |get: fn(&Event) -> Option<&str>| strings(n, || events.iter().map(get));
-    let time_col = |get: fn(&Event) -> Option<DateTime<Utc>>| times(n, events.iter().map(get));
-    let columns: Vec<ArrayRef> = vec![
-        text_col(|e| Some(&e.message_id)),
-        strings(n, || events.iter().map(|_| Some(stream))),
-        text_col(|e| Some(e.event_type.as_str())),
-        text_col(|e| e.event.as_deref()),
-        text_col(|e| e.name.as_deref()),
-        text_col(|e| e.user_id.as_deref()),
-        text_col(|e| e.anonymous_id.as_deref()),
-        text_col(|e| e.group_id.as_deref()),
-        text_col(|e| e.previous_id.as_deref()),
-        time_col(|e| Some(e.timestamp)),
-        time_col(|e| e.original_timestamp),
-        time_col(|e| e.sent_at),
-        time_col(|e| Some(e.received_at)),
-        text_col(|e| e.context_ip.as_deref()),
-        text_col(|e| e.context_user_agent.as_deref()),
-        text_col(|e| e.context_library_name.as_deref()),
-        text_col(|e| e.context_library_version.as_deref()),
-        text_col(|e| e.page_path.as_deref()),
-        text_col(|e| e.page_url.as_deref()),
-        text_col(|e| e.page_referrer.as_deref()),
-        text_col(|e| e.page_title.as_deref()),
-        text_col(|e| e.properties.as_deref()),
-        text_col(|e| e.traits.as_deref()),
-        text_col(|e| e.context.as_deref()),
-        text_col(|e| e.integrations.as_deref()),
-    ];
-    RecordBatch::try_new(EVENT_SCHEMA.clone(), columns)
-}
-
-pub fn rejected_batch(rejected: &[Rejected]) -> Result<RecordBatch, ArrowError> {
+pub fn rejected_batch(rejected: &[&Rejected]) -> Result<RecordBatch, ArrowError> {
     let n = rejected.len();
     let mut index = UInt32Builder::with_capacity(n);
     rejected.iter().for_each(|r| index.append_value(r.index));
+    let mut received_at = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    rejected
+        .iter()
+        .for_each(|r| received_at.append_value(r.received_at.timestamp_micros()));
     let columns: Vec<ArrayRef> = vec![
-        times(n, rejected.iter().map(|r| Some(r.received_at))),
-        strings(n, || rejected.iter().map(|r| Some(r.stream.as_str()))),
+        Arc::new(received_at.finish()),
+        strings(n, rejected.iter().map(|r| Some(r.stream.as_str()))),
         Arc::new(index.finish()),
-        strings(n, || rejected.iter().map(|r| Some(r.error.as_str()))),
-        strings(n, || rejected.iter().map(|r| Some(r.raw.as_str()))),
-        strings(n, || rejected.iter().map(|r| r.context_ip.as_deref())),
+        strings(n, rejected.iter().map(|r| Some(r.error.as_str()))),
+        strings(n, rejected.iter().map(|r| Some(r.raw.as_str()))),
+        strings(n, rejected.iter().map(|r| r.context_ip.as_deref())),
     ];
     RecordBatch::try_new(REJECTED_SCHEMA.clone(), columns)
 }

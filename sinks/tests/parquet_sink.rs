@@ -52,7 +52,7 @@ async fn a_batch_spanning_two_hours_becomes_one_file_per_hour() {
     ];
     let batch = Arc::new(Batch {
         stream: "web".into(),
-        records: Records::Events(events),
+        records: Records::events(events),
     });
     let files = sink.write(batch).await.unwrap();
     assert_eq!(files.iter().map(|f| f.rows).collect::<Vec<_>>(), [2, 1]);
@@ -108,7 +108,7 @@ async fn large_batches_are_split_into_row_groups_and_stay_one_file() {
     let files = sink
         .write(Arc::new(Batch {
             stream: "big".into(),
-            records: Records::Events(events),
+            records: Records::events(events),
         }))
         .await
         .unwrap();

@@ -18,22 +18,42 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::batcher::SinkHealth;
 use crate::config::CorsConfig;
 use crate::queue::Queue;
+use crate::telemetry::IngestCounters;
 
 pub use auth::{Auth, AuthError};
 pub use collect::valid_stream_name;
 pub use error::ApiError;
 
+/// What every handler shares. Cloned once per request by the `State` extractor, so it is one
+/// reference count rather than one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub queue: Arc<dyn Queue>,
     pub sink_health: Arc<SinkHealth>,
     pub prometheus: PrometheusHandle,
     pub trust_forwarded_for: bool,
     /// Write keys → streams, and the rules for requests without one.
-    pub auth: Arc<Auth>,
+    pub auth: Auth,
     pub cors: CorsConfig,
     /// `server.public_url`, for the analytics.js settings document.
-    pub public_url: Option<Arc<str>>,
+    pub public_url: Option<String>,
+    pub counters: IngestCounters,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 pub fn router(state: AppState) -> Router {

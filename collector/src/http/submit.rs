@@ -2,7 +2,6 @@
 //! which stream the request may write to, enqueue accepted events and dead letters together,
 //! count them. Nothing is enqueued for a request that fails authentication.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
@@ -13,7 +12,6 @@ use eventkit_sinks::{Batch, EventType, REJECTED_STREAM, Records};
 use super::AppState;
 use super::error::ApiError;
 use crate::ingest::{RejectedEvent, RequestInfo, ingest};
-use crate::telemetry;
 
 /// Where a request's events go, as far as is known before its body is parsed.
 pub enum Destination {
@@ -69,36 +67,39 @@ pub async fn submit(
     let rejected = outcome.rejections();
     let accepted = outcome.events.len();
 
-    let mut per_type: HashMap<EventType, u64> = HashMap::new();
-    for event in &outcome.events {
-        *per_type.entry(event.event_type).or_default() += 1;
-    }
     let mut batches = Vec::with_capacity(2);
+    let mut per_type = [0u64; EventType::ALL.len()];
     if !outcome.events.is_empty() {
+        for event in &outcome.events {
+            per_type[event.event_type as usize] += 1;
+        }
         batches.push(Batch {
             stream: info.stream.clone(),
-            records: Records::Events(outcome.events),
+            records: Records::events(outcome.events),
         });
     }
     if !outcome.rejected.is_empty() {
         batches.push(Batch {
             stream: REJECTED_STREAM.to_owned(),
-            records: Records::Rejected(outcome.rejected),
+            records: Records::rejected(outcome.rejected),
         });
     }
-    if let Err(error) = state.queue.enqueue(batches).await {
-        metrics::counter!(telemetry::REQUESTS_REFUSED, "stream" => info.stream.clone())
-            .increment(1);
-        return Err(error.into());
-    }
-    for (event_type, count) in per_type {
-        metrics::counter!(telemetry::EVENTS_ACCEPTED, "stream" => info.stream.clone(), "type" => event_type.as_str())
-            .increment(count);
-    }
-    if !rejected.is_empty() {
-        metrics::counter!(telemetry::EVENTS_REJECTED, "stream" => info.stream.clone())
-            .increment(rejected.len() as u64);
-    }
+    let enqueued = state.queue.enqueue(batches).await;
+    state.counters.for_stream(&info.stream, |counters| {
+        if enqueued.is_err() {
+            counters.refused.increment(1);
+            return;
+        }
+        for (event_type, count) in EventType::ALL.into_iter().zip(per_type) {
+            if count > 0 {
+                counters.accepted(event_type).increment(count);
+            }
+        }
+        if !rejected.is_empty() {
+            counters.rejected.increment(rejected.len() as u64);
+        }
+    });
+    enqueued?;
     if accepted == 0 {
         // Every event was refused: a client error, though the dead letters are already kept.
         return Err(ApiError::NoValidEvents(rejected));

@@ -21,17 +21,29 @@ pub fn merge_defaults(own: Option<&RawValue>, defaults: &RawValue) -> Option<Str
 
 /// Adds `"ip": …` to a JSON object's text without re-serializing the rest of it.
 pub fn with_ip(object: Option<&str>, ip: &str) -> String {
-    let ip = Value::String(ip.to_owned()).to_string();
-    match object.map(str::trim) {
-        Some(text) if text.len() > 1 => {
-            let body = text[1..].trim_start();
-            if body.starts_with('}') {
-                format!("{{\"ip\":{ip}}}")
-            } else {
-                format!("{{\"ip\":{ip},{body}")
-            }
-        }
-        _ => format!("{{\"ip\":{ip}}}"),
+    let rest = match object.map(str::trim) {
+        Some(text) if text.len() > 1 => text[1..].trim_start(),
+        _ => "}",
+    };
+    let mut out = String::with_capacity(rest.len() + ip.len() + 10);
+    out.push_str("{\"ip\":");
+    push_json_string(&mut out, ip);
+    if !rest.starts_with('}') {
+        out.push(',');
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Appends `text` as a JSON string. Addresses need no escaping; a forwarded header might.
+fn push_json_string(out: &mut String, text: &str) {
+    let plain = text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\');
+    if plain {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&Value::String(text.to_owned()).to_string());
     }
 }
 
@@ -51,6 +63,7 @@ mod tests {
             with_ip(Some(r#"{"a": 1}"#), "::1"),
             r#"{"ip":"::1","a": 1}"#
         );
+        assert_eq!(with_ip(Some("{}"), "a\"b"), r#"{"ip":"a\"b"}"#);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use eventkit_sinks::{Event, EventType, Rejected};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use wire::Envelope;
+use wire::{Envelope, WireEvent};
 
 /// Segment's documented per-event limit.
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
@@ -79,6 +79,9 @@ struct Shared<'a> {
 
 pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
     let text = std::str::from_utf8(body).map_err(|e| IngestError::Malformed(e.to_string()))?;
+    if let Some(outcome) = single_event(text.trim(), info) {
+        return Ok(outcome);
+    }
     let first = text.trim_start().as_bytes().first().copied();
     // Each event as its own JSON text. Arrays and batches are split by serde_json (which also
     // validates them); a single object was validated by the envelope parse, so its text is used
@@ -137,17 +140,45 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
     for (index, raw) in raw_events.into_iter().enumerate() {
         match validate::event(raw, &shared, info) {
             Ok(event) => outcome.events.push(event),
-            Err(error) => outcome.rejected.push(Rejected {
-                received_at: info.received_at,
-                stream: info.stream.clone(),
-                index: u32::try_from(index).unwrap_or(u32::MAX),
-                error,
-                raw: raw.to_owned(),
-                context_ip: info.client_ip.clone(),
-            }),
+            Err(error) => outcome.rejected.push(rejected(raw, index, error, info)),
         }
     }
     Ok(outcome)
+}
+
+/// The most common body, one event, read in a single pass. Whatever this cannot settle (an
+/// envelope, an oversized event, a field of the wrong type) returns `None` and takes the general
+/// path, which reaches the same answer and says what is wrong.
+fn single_event(text: &str, info: &RequestInfo) -> Option<Outcome> {
+    // A cheap look first: parsing an envelope as an event would read the whole batch for nothing.
+    if !text.starts_with('{') || text.len() > MAX_EVENT_BYTES || text.contains("\"batch\"") {
+        return None;
+    }
+    let wire: WireEvent = serde_json::from_str(text).ok()?;
+    if wire.batch.is_some() {
+        return None;
+    }
+    let mut outcome = Outcome {
+        events: Vec::with_capacity(1),
+        write_key: wire.write_key.as_deref().map(str::to_owned),
+        ..Outcome::default()
+    };
+    match validate::parsed(wire, &Shared::default(), info) {
+        Ok(event) => outcome.events.push(event),
+        Err(error) => outcome.rejected.push(rejected(text, 0, error, info)),
+    }
+    Some(outcome)
+}
+
+fn rejected(raw: &str, index: usize, error: String, info: &RequestInfo) -> Rejected {
+    Rejected {
+        received_at: info.received_at,
+        stream: info.stream.clone(),
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        error,
+        raw: raw.to_owned(),
+        context_ip: info.client_ip.clone(),
+    }
 }
 
 #[cfg(test)]

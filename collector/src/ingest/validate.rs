@@ -26,7 +26,15 @@ pub(super) fn event(text: &str, shared: &Shared, info: &RequestInfo) -> Result<E
         return Err("event must be a JSON object".to_owned());
     }
     let wire: WireEvent = serde_json::from_str(text).map_err(|_| diagnose(text))?;
+    parsed(wire, shared, info)
+}
 
+/// The rules and enrichment for an event already read into its wire shape.
+pub(super) fn parsed(
+    wire: WireEvent,
+    shared: &Shared,
+    info: &RequestInfo,
+) -> Result<Event, String> {
     let event_type = match (wire.event_type.as_deref(), info.implied_type) {
         (Some(name), _) => EventType::parse(name).ok_or_else(|| {
             format!("type {name:?} is not one of track, identify, page, screen, group, alias")

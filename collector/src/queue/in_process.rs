@@ -144,8 +144,8 @@ impl Queue for InProcessQueue {
 
 #[async_trait]
 impl Consumer for InProcessConsumer {
-    async fn next(&mut self) -> Option<Delivery> {
-        self.receiver.recv().await
+    async fn next_many(&mut self, into: &mut Vec<Delivery>, max: usize) -> usize {
+        self.receiver.recv_many(into, max).await
     }
 
     fn is_backlogged(&self) -> bool {
@@ -161,13 +161,19 @@ mod tests {
         crate::queue::test_batch("_rejected", n)
     }
 
+    async fn next(consumer: &mut InProcessConsumer) -> Option<Delivery> {
+        let mut one = Vec::with_capacity(1);
+        consumer.next_many(&mut one, 1).await;
+        one.pop()
+    }
+
     #[tokio::test]
     async fn full_queue_refuses_until_acknowledged() {
         let (queue, mut consumer) = InProcessQueue::new(10, 1 << 20);
         assert_eq!(queue.enqueue(vec![batch(6)]).await, Ok(()));
         assert_eq!(queue.enqueue(vec![batch(6)]).await, Err(QueueError::Full));
         assert_eq!(queue.depth(), 6);
-        let delivery = consumer.next().await;
+        let delivery = next(&mut consumer).await;
         assert!(delivery.is_some());
         // Still held: received by the batcher is not the same as stored.
         assert_eq!(queue.enqueue(vec![batch(6)]).await, Err(QueueError::Full));
@@ -185,13 +191,13 @@ mod tests {
         queue.close();
         assert_eq!(queue.enqueue(vec![batch(1)]).await, Err(QueueError::Closed));
         assert_eq!(
-            consumer.next().await.map(|d| d.batch.records.len()),
+            next(&mut consumer).await.map(|d| d.batch.records.len()),
             Some(2)
         );
         assert_eq!(
-            consumer.next().await.map(|d| d.batch.records.len()),
+            next(&mut consumer).await.map(|d| d.batch.records.len()),
             Some(3)
         );
-        assert!(consumer.next().await.is_none());
+        assert!(next(&mut consumer).await.is_none());
     }
 }

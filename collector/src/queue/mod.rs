@@ -45,8 +45,10 @@ pub trait Queue: Send + Sync + 'static {
 
 #[async_trait]
 pub trait Consumer: Send + 'static {
-    /// The next delivery, or `None` once the queue is closed and drained.
-    async fn next(&mut self) -> Option<Delivery>;
+    /// Waits for a delivery, then moves up to `max` of those ready into `into`. Returns how many
+    /// it moved: 0 only once the queue is closed and drained. Taking what is ready in one call
+    /// spares the batcher a wake-up per request under load.
+    async fn next_many(&mut self, into: &mut Vec<Delivery>, max: usize) -> usize;
 
     /// True when the queue cannot take a full request until deliveries are acknowledged: the
     /// batcher then writes what it holds now instead of waiting for size or age limits, which
@@ -93,6 +95,6 @@ pub(crate) fn test_batch(stream: &str, n: usize) -> Batch {
         .collect();
     Batch {
         stream: stream.into(),
-        records: eventkit_sinks::Records::Rejected(rejected),
+        records: eventkit_sinks::Records::rejected(rejected),
     }
 }
