@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use eventkit_sinks::{Batch, Sink};
+use eventkit_sinks::{Batch, Sink, Table, TableBuilder};
 use tokio::task::JoinSet;
 
 use crate::config::BatchConfig;
@@ -53,7 +53,7 @@ impl SinkHealth {
 }
 
 struct Buffer {
-    batch: Batch,
+    table: TableBuilder,
     acks: Vec<Ack>,
     bytes: usize,
     opened: Instant,
@@ -130,64 +130,69 @@ impl Batcher {
     /// Adds a delivery to its stream's buffer; returns the stream when its buffer is full.
     fn add(&mut self, delivery: Delivery) -> Option<String> {
         let Delivery {
-            batch,
+            batch: Batch { stream, records },
             ack,
             approx_bytes: bytes,
         } = delivery;
         // The common case, a stream that already has a buffer, costs one lookup and no copies of
         // the stream name: this runs once per accepted request.
-        let Some(buffer) = self.buffers.get_mut(&batch.stream) else {
-            let full =
-                batch.records.len() >= self.limits.max_events || bytes >= self.limits.max_bytes;
-            let buffer = Buffer {
-                acks: vec![ack],
-                bytes,
+        let buffer = match self.buffers.get_mut(&stream) {
+            Some(buffer) => buffer,
+            None => self.buffers.entry(stream.clone()).or_insert(Buffer {
+                table: TableBuilder::for_records(&records),
+                acks: Vec::new(),
+                bytes: 0,
                 opened: Instant::now(),
-                batch,
-            };
-            let stream = buffer.batch.stream.clone();
-            self.buffers.insert(stream.clone(), buffer);
-            return full.then_some(stream);
+            }),
         };
-        match buffer.batch.records.append(batch.records) {
+        match buffer.table.append(records) {
             Ok(()) => {
                 buffer.acks.push(ack);
                 buffer.bytes += bytes;
-                let full = buffer.batch.records.len() >= self.limits.max_events
+                let full = buffer.table.len() >= self.limits.max_events
                     || buffer.bytes >= self.limits.max_bytes;
-                full.then_some(batch.stream)
+                full.then_some(stream)
             }
             Err(other_kind) => {
                 // One stream never mixes record kinds; if it ever did, keep both rather than drop.
                 tracing::error!(
-                    stream = batch.stream,
+                    stream,
                     "mixed record kinds in one stream; writing separately"
                 );
-                let stray = Batch {
-                    stream: batch.stream,
-                    records: other_kind,
-                };
-                self.spawn_flush(stray, vec![ack]);
+                let mut stray = TableBuilder::for_records(&other_kind);
+                let _ = stray.append(other_kind);
+                self.spawn_flush(stream, stray, vec![ack]);
                 None
             }
         }
     }
 
     async fn flush(&mut self, stream: &str) {
-        let Some(buffer) = self.buffers.remove(stream) else {
+        let Some((stream, buffer)) = self.buffers.remove_entry(stream) else {
             return;
         };
         while self.flushes.len() >= MAX_CONCURRENT_FLUSHES {
             self.flushes.join_next().await;
         }
-        self.spawn_flush(buffer.batch, buffer.acks);
+        self.spawn_flush(stream, buffer.table, buffer.acks);
     }
 
-    fn spawn_flush(&mut self, batch: Batch, acks: Vec<Ack>) {
+    fn spawn_flush(&mut self, stream: String, table: TableBuilder, acks: Vec<Ack>) {
+        let rows = table.len();
+        let table = match table.finish(stream) {
+            Ok(table) => Arc::new(table),
+            Err(error) => {
+                // Only a schema bug can get here; retrying would fail the same way. The acks are
+                // dropped unacknowledged, which the queue treats as a crash.
+                tracing::error!(%error, rows, "records could not be put into columns");
+                metrics::counter!(telemetry::WRITE_ERRORS).increment(1);
+                return;
+            }
+        };
         let sink = self.sink.clone();
         let health = self.health.clone();
         self.flushes.spawn(async move {
-            store_until_written(sink.as_ref(), Arc::new(batch), &health).await;
+            store_until_written(sink.as_ref(), table, &health).await;
             acks.into_iter().for_each(Ack::ack);
         });
     }
@@ -195,12 +200,12 @@ impl Batcher {
 
 /// Accepted records are never dropped: a failing store is retried with backoff for as long as
 /// it takes, while the held permits keep the queue (and so memory) bounded and `/ready` false.
-async fn store_until_written(sink: &dyn Sink, batch: Arc<Batch>, health: &SinkHealth) {
+async fn store_until_written(sink: &dyn Sink, table: Arc<Table>, health: &SinkHealth) {
     let mut delay = RETRY_FIRST;
-    let stream = batch.stream.clone();
+    let stream = table.stream.clone();
     loop {
         let started = Instant::now();
-        match sink.write(batch.clone()).await {
+        match sink.write(table.clone()).await {
             Ok(files) => {
                 health.set(true);
                 metrics::histogram!(telemetry::FLUSH_SECONDS)
@@ -226,7 +231,7 @@ async fn store_until_written(sink: &dyn Sink, batch: Arc<Batch>, health: &SinkHe
             Err(error) => {
                 health.set(false);
                 metrics::counter!(telemetry::WRITE_ERRORS, "stream" => stream.clone()).increment(1);
-                tracing::warn!(%error, stream, rows = batch.records.len(), retry_in = ?delay, "write failed; retrying");
+                tracing::warn!(%error, stream, rows = table.num_rows(), retry_in = ?delay, "write failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(RETRY_MAX);
             }
@@ -245,15 +250,15 @@ mod tests {
     use super::*;
     use crate::queue::{InProcessQueue, Queue};
 
-    /// Fails its first `failures` writes, then records what it is given.
+    /// Fails its first `failures` writes, then records the stream and row count it is given.
     struct FlakySink {
         failures: AtomicUsize,
-        stored: Mutex<Vec<Batch>>,
+        stored: Mutex<Vec<(String, usize)>>,
     }
 
     #[async_trait]
     impl Sink for FlakySink {
-        async fn write(&self, batch: Arc<Batch>) -> Result<Vec<WrittenFile>, SinkError> {
+        async fn write(&self, table: Arc<Table>) -> Result<Vec<WrittenFile>, SinkError> {
             if self.failures.load(Ordering::SeqCst) > 0 {
                 self.failures.fetch_sub(1, Ordering::SeqCst);
                 return Err(SinkError::Io(std::io::Error::other("store unreachable")));
@@ -261,7 +266,7 @@ mod tests {
             self.stored
                 .lock()
                 .map_err(|e| SinkError::Task(e.to_string()))?
-                .push((*batch).clone());
+                .push((table.stream.clone(), table.num_rows()));
             Ok(vec![])
         }
 
@@ -318,8 +323,8 @@ mod tests {
         let stored = sink.stored.lock().map(|s| s.clone()).unwrap_or_default();
         // How deliveries are grouped into files depends on timing; what was stored does not.
         let mut stored_per_stream = std::collections::BTreeMap::new();
-        for batch in &stored {
-            *stored_per_stream.entry(batch.stream.as_str()).or_insert(0) += batch.records.len();
+        for (stream, rows) in &stored {
+            *stored_per_stream.entry(stream.as_str()).or_insert(0) += rows;
         }
         assert_eq!(
             stored_per_stream,

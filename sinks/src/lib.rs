@@ -7,8 +7,10 @@ pub mod record;
 pub mod schema;
 pub mod sink;
 pub mod store;
+pub mod table;
 
 pub use parquet_sink::ParquetSink;
-pub use record::{Batch, Chunked, Event, EventType, REJECTED_STREAM, Records, Rejected};
+pub use record::{Batch, Event, EventType, REJECTED_STREAM, Records, Rejected};
 pub use sink::{Sink, SinkError, WrittenFile};
 pub use store::{StoreError, open_store};
+pub use table::{Table, TableBuilder};

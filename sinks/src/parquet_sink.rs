@@ -18,10 +18,9 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use tokio_util::io::SyncIoBridge;
 
-use crate::layout::{file_path, hour_of};
-use crate::record::{Batch, Event, Records, Rejected};
-use crate::schema::{events_batch, rejected_batch, schema_of};
+use crate::layout::file_path;
 use crate::sink::{Sink, SinkError, WrittenFile};
+use crate::table::Table;
 
 /// Rows per Parquet row group. Large enough for good compression and for readers to
 /// parallelise over groups, small enough that the writer's buffered group stays a few MB.
@@ -52,18 +51,13 @@ impl ParquetSink {
         &self.store
     }
 
-    async fn write_file(
-        &self,
-        batch: Arc<Batch>,
-        rows: Range<usize>,
-        path: Path,
-    ) -> Result<WrittenFile, SinkError> {
+    async fn write_file(&self, rows: RecordBatch, path: Path) -> Result<WrittenFile, SinkError> {
         let writer = BufWriter::with_capacity(self.store.clone(), path.clone(), UPLOAD_PART_BYTES);
         let bridge = SyncIoBridge::new(writer);
         let properties = self.properties.clone();
-        let row_count = rows.len();
+        let row_count = rows.num_rows();
         // Encoding is CPU-bound: keep it off the runtime threads that serve HTTP.
-        let encoded = tokio::task::spawn_blocking(move || encode(&batch, rows, bridge, properties))
+        let encoded = tokio::task::spawn_blocking(move || encode(&rows, bridge, properties))
             .await
             .map_err(|e| SinkError::Task(e.to_string()))?;
         let (mut bridge, bytes) = match encoded {
@@ -150,69 +144,24 @@ impl Encoded {
     }
 }
 
-/// One file's rows, addressable by row number across the batch's chunks.
-enum Rows<'a> {
-    Events(Vec<&'a Event>),
-    Rejected(Vec<&'a Rejected>),
-}
-
-impl<'a> Rows<'a> {
-    fn of(records: &'a Records, range: Range<usize>) -> Self {
-        match records {
-            Records::Events(v) => {
-                Rows::Events(v.iter().skip(range.start).take(range.len()).collect())
-            }
-            Records::Rejected(v) => {
-                Rows::Rejected(v.iter().skip(range.start).take(range.len()).collect())
-            }
-        }
-    }
-
-    fn len(&self) -> usize {
-        match self {
-            Rows::Events(v) => v.len(),
-            Rows::Rejected(v) => v.len(),
-        }
-    }
-
-    fn record_batch(&self, stream: &str, range: Range<usize>) -> Result<RecordBatch, SinkError> {
-        let part = match self {
-            Rows::Events(v) => events_batch(stream, &v[range]),
-            Rows::Rejected(v) => rejected_batch(&v[range]),
-        };
-        part.map_err(|e| SinkError::Encode(e.to_string()))
-    }
-}
-
 /// Streams one file's rows through the Parquet writer into the upload.
-fn encode(
-    batch: &Batch,
-    range: Range<usize>,
-    bridge: Bridge,
-    properties: WriterProperties,
-) -> Encoded {
+fn encode(rows: &RecordBatch, bridge: Bridge, properties: WriterProperties) -> Encoded {
     let counted = CountingWriter {
         inner: bridge,
         bytes: 0,
     };
-    let mut writer =
-        match ArrowWriter::try_new(counted, schema_of(&batch.records), Some(properties)) {
-            Ok(writer) => writer,
-            Err(e) => return Encoded::failed(SinkError::Encode(e.to_string()), None),
-        };
-    let rows = Rows::of(&batch.records, range);
+    let mut writer = match ArrowWriter::try_new(counted, rows.schema(), Some(properties)) {
+        Ok(writer) => writer,
+        Err(e) => return Encoded::failed(SinkError::Encode(e.to_string()), None),
+    };
     let mut start = 0;
-    while start < rows.len() {
-        let end = (start + ROW_GROUP_ROWS).min(rows.len());
-        let written = rows.record_batch(&batch.stream, start..end).and_then(|rb| {
-            writer
-                .write(&rb)
-                .map_err(|e| SinkError::Encode(e.to_string()))
-        });
-        if let Err(error) = written {
+    while start < rows.num_rows() {
+        let length = ROW_GROUP_ROWS.min(rows.num_rows() - start);
+        if let Err(e) = writer.write(&rows.slice(start, length)) {
+            let error = SinkError::Encode(e.to_string());
             return Encoded::failed(error, writer.into_inner().ok().map(|c| c.inner));
         }
-        start = end;
+        start += length;
     }
     match writer.into_inner() {
         Ok(counted) => Encoded {
@@ -240,31 +189,38 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-/// Contiguous runs of records that fall in the same hour: one file each, so every file sits in
-/// the partition its rows belong to. Requests arrive in order, so a batch is nearly always one run.
-fn hour_runs(times: impl Iterator<Item = DateTime<Utc>>) -> Vec<(DateTime<Utc>, Range<usize>)> {
-    let mut runs: Vec<(DateTime<Utc>, Range<usize>)> = Vec::new();
-    for (i, t) in times.enumerate() {
-        let hour = hour_of(t);
+/// Contiguous runs of rows that fall in the same hour: one file each, so every file sits in
+/// the partition its rows belong to. Requests arrive in order, so a table is nearly always one run.
+fn hour_runs(micros: impl Iterator<Item = i64>) -> Vec<(DateTime<Utc>, Range<usize>)> {
+    const MICROS_PER_HOUR: i64 = 3_600_000_000;
+    let mut runs: Vec<(i64, Range<usize>)> = Vec::new();
+    for (i, t) in micros.enumerate() {
+        let hour = t.div_euclid(MICROS_PER_HOUR);
         match runs.last_mut() {
             Some((h, range)) if *h == hour => range.end = i + 1,
             _ => runs.push((hour, i..i + 1)),
         }
     }
-    runs
+    runs.into_iter()
+        .map(|(hour, range)| {
+            let start = DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default();
+            (start, range)
+        })
+        .collect()
 }
 
 #[async_trait]
 impl Sink for ParquetSink {
-    async fn write(&self, batch: Arc<Batch>) -> Result<Vec<WrittenFile>, SinkError> {
-        let runs = match &batch.records {
-            Records::Events(v) => hour_runs(v.iter().map(|e| e.received_at)),
-            Records::Rejected(v) => hour_runs(v.iter().map(|r| r.received_at)),
-        };
+    async fn write(&self, table: Arc<Table>) -> Result<Vec<WrittenFile>, SinkError> {
+        let received_at = table
+            .received_at_micros()
+            .ok_or_else(|| SinkError::Encode("the table has no received_at column".into()))?;
+        let runs = hour_runs(received_at.values().iter().copied());
         let mut files = Vec::with_capacity(runs.len());
-        for (hour, rows) in runs {
-            let path = file_path(&batch.stream, hour);
-            files.push(self.write_file(batch.clone(), rows, path).await?);
+        for (hour, range) in runs {
+            let rows = table.rows.slice(range.start, range.len());
+            let path = file_path(&table.stream, hour);
+            files.push(self.write_file(rows, path).await?);
         }
         Ok(files)
     }

@@ -127,94 +127,14 @@ impl Rejected {
     }
 }
 
-/// Records in arrival order, kept as the chunks they arrived in (one per request). Appending a
-/// request moves its records in without copying them: a batch of 50,000 events grown as one
-/// vector would be copied again at every doubling, into freshly faulted pages.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Chunked<T> {
-    chunks: Vec<Vec<T>>,
-    len: usize,
-}
-
-impl<T> Chunked<T> {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn push(&mut self, chunk: Vec<T>) {
-        self.len += chunk.len();
-        if !chunk.is_empty() {
-            self.chunks.push(chunk);
-        }
-    }
-
-    pub fn append(&mut self, other: Chunked<T>) {
-        self.len += other.len;
-        self.chunks.extend(other.chunks);
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten()
-    }
-
-    /// One reference per record, for indexing by row across chunks.
-    pub fn refs(&self) -> Vec<&T> {
-        let mut refs = Vec::with_capacity(self.len);
-        refs.extend(self.iter());
-        refs
-    }
-}
-
-impl<T> Default for Chunked<T> {
-    fn default() -> Self {
-        Self {
-            chunks: Vec::new(),
-            len: 0,
-        }
-    }
-}
-
-impl<T> From<Vec<T>> for Chunked<T> {
-    fn from(records: Vec<T>) -> Self {
-        let mut chunked = Self::default();
-        chunked.push(records);
-        chunked
-    }
-}
-
-/// Serialized as one flat list: the chunking is an in-memory detail.
-impl<T: Serialize> Serialize for Chunked<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Chunked<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Vec::<T>::deserialize(deserializer).map(Self::from)
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "records", rename_all = "lowercase")]
 pub enum Records {
-    Events(Chunked<Event>),
-    Rejected(Chunked<Rejected>),
+    Events(Vec<Event>),
+    Rejected(Vec<Rejected>),
 }
 
 impl Records {
-    pub fn events(events: Vec<Event>) -> Self {
-        Records::Events(events.into())
-    }
-
-    pub fn rejected(rejected: Vec<Rejected>) -> Self {
-        Records::Rejected(rejected.into())
-    }
-
     pub fn len(&self) -> usize {
         match self {
             Records::Events(v) => v.len(),
@@ -231,16 +151,6 @@ impl Records {
             Records::Events(v) => v.iter().map(Event::approx_bytes).sum(),
             Records::Rejected(v) => v.iter().map(Rejected::approx_bytes).sum(),
         }
-    }
-
-    /// Appends `other` if it holds the same kind of record; hands it back otherwise.
-    pub fn append(&mut self, other: Records) -> Result<(), Records> {
-        match (self, other) {
-            (Records::Events(a), Records::Events(b)) => a.append(b),
-            (Records::Rejected(a), Records::Rejected(b)) => a.append(b),
-            (_, other) => return Err(other),
-        }
-        Ok(())
     }
 }
 

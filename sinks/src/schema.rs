@@ -7,9 +7,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
-use chrono::{DateTime, Utc};
 
-use crate::record::{Event, Records, Rejected};
+use crate::record::{Event, Rejected};
 
 fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -63,13 +62,6 @@ pub static REJECTED_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-pub fn schema_of(records: &Records) -> SchemaRef {
-    match records {
-        Records::Events(_) => EVENT_SCHEMA.clone(),
-        Records::Rejected(_) => REJECTED_SCHEMA.clone(),
-    }
-}
-
 /// The event columns that hold per-row text, in schema order but without `stream` and `type`:
 /// `message_id`, then the identifiers (`event` … `previous_id`), then what follows the four
 /// timestamp columns (`context_ip` … `integrations`).
@@ -97,55 +89,91 @@ const TEXT_FIELDS: [TextField; 19] = [
 ];
 const IDENTIFIER_FIELDS: usize = 6;
 
-fn time_column(events: &[&Event], get: fn(&Event) -> Option<DateTime<Utc>>) -> ArrayRef {
-    let mut builder = TimestampMicrosecondBuilder::with_capacity(events.len()).with_timezone("UTC");
-    for event in events {
-        builder.append_option(get(event).map(|t| t.timestamp_micros()));
-    }
-    Arc::new(builder.finish())
+/// Event columns being filled, one event at a time. Appending an event copies its text into
+/// the column buffers while it is still in cache; the event itself can then be freed, so a
+/// buffered event costs its bytes rather than a struct and a handful of allocations.
+pub struct EventColumns {
+    text: Vec<StringBuilder>,
+    types: StringBuilder,
+    /// `timestamp`, `original_timestamp`, `sent_at`, `received_at`.
+    times: [TimestampMicrosecondBuilder; 4],
+    rows: usize,
 }
 
-/// Events are read row by row, twice: once to size every text column exactly (JSON columns hold
-/// hundreds of bytes a row, and a buffer grown by doubling is copied over and over), once to
-/// fill them. Reading column by column instead would walk every event's memory once per column.
-pub fn events_batch(stream: &str, events: &[&Event]) -> Result<RecordBatch, ArrowError> {
-    let n = events.len();
-    let mut bytes = [0usize; TEXT_FIELDS.len()];
-    for event in events {
-        for (total, field) in bytes.iter_mut().zip(TEXT_FIELDS) {
-            *total += field(event).map_or(0, str::len);
+impl Default for EventColumns {
+    fn default() -> Self {
+        Self {
+            text: TEXT_FIELDS.iter().map(|_| StringBuilder::new()).collect(),
+            types: StringBuilder::new(),
+            times: std::array::from_fn(|_| TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+            rows: 0,
         }
     }
-    let mut text: Vec<StringBuilder> = bytes
-        .iter()
-        .map(|&b| StringBuilder::with_capacity(n, b))
-        .collect();
-    let mut types = StringBuilder::with_capacity(n, n * "identify".len());
-    for event in events {
-        for (builder, field) in text.iter_mut().zip(TEXT_FIELDS) {
+}
+
+impl EventColumns {
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    pub fn push(&mut self, event: &Event) {
+        for (builder, field) in self.text.iter_mut().zip(TEXT_FIELDS) {
             builder.append_option(field(event));
         }
-        types.append_value(event.event_type.as_str());
+        self.types.append_value(event.event_type.as_str());
+        let times = [
+            Some(event.timestamp),
+            event.original_timestamp,
+            event.sent_at,
+            Some(event.received_at),
+        ];
+        for (builder, time) in self.times.iter_mut().zip(times) {
+            builder.append_option(time.map(|t| t.timestamp_micros()));
+        }
+        self.rows += 1;
     }
-    let mut finished = text.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef);
-    let mut take = |count: usize| finished.by_ref().take(count).collect::<Vec<_>>();
-    let message_id = take(1);
-    let identifiers = take(IDENTIFIER_FIELDS);
-    let after_times = take(TEXT_FIELDS.len());
 
-    let mut streams = StringBuilder::with_capacity(n, n * stream.len());
-    (0..n).for_each(|_| streams.append_value(stream));
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(EVENT_SCHEMA.fields().len());
-    columns.extend(message_id);
-    columns.push(Arc::new(streams.finish()));
-    columns.push(Arc::new(types.finish()));
-    columns.extend(identifiers);
-    columns.push(time_column(events, |e| Some(e.timestamp)));
-    columns.push(time_column(events, |e| e.original_timestamp));
-    columns.push(time_column(events, |e| e.sent_at));
-    columns.push(time_column(events, |e| Some(e.received_at)));
-    columns.extend(after_times);
-    RecordBatch::try_new(EVENT_SCHEMA.clone(), columns)
+    /// The rows pushed so far as a record batch of [`EVENT_SCHEMA`]; the builder is left empty.
+    pub fn finish(&mut self, stream: &str) -> Result<RecordBatch, ArrowError> {
+        let rows = std::mem::take(&mut self.rows);
+        let mut finished = self
+            .text
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef);
+        let mut take = |count: usize| finished.by_ref().take(count).collect::<Vec<_>>();
+        let message_id = take(1);
+        let identifiers = take(IDENTIFIER_FIELDS);
+        let after_times = take(TEXT_FIELDS.len());
+
+        let mut streams = StringBuilder::with_capacity(rows, rows * stream.len());
+        (0..rows).for_each(|_| streams.append_value(stream));
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(EVENT_SCHEMA.fields().len());
+        columns.extend(message_id);
+        columns.push(Arc::new(streams.finish()));
+        columns.push(Arc::new(self.types.finish()));
+        columns.extend(identifiers);
+        columns.extend(
+            self.times
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        columns.extend(after_times);
+        RecordBatch::try_new(EVENT_SCHEMA.clone(), columns)
+    }
+}
+
+/// Events as a record batch of [`EVENT_SCHEMA`].
+pub fn events_batch<'a>(
+    stream: &str,
+    events: impl IntoIterator<Item = &'a Event>,
+) -> Result<RecordBatch, ArrowError> {
+    let mut columns = EventColumns::default();
+    events.into_iter().for_each(|event| columns.push(event));
+    columns.finish(stream)
 }
 
 fn strings<'a>(len: usize, values: impl Iterator<Item = Option<&'a str>> + Clone) -> ArrayRef {
@@ -157,7 +185,8 @@ fn strings<'a>(len: usize, values: impl Iterator<Item = Option<&'a str>> + Clone
     Arc::new(builder.finish())
 }
 
-pub fn rejected_batch(rejected: &[&Rejected]) -> Result<RecordBatch, ArrowError> {
+/// Dead letters as a record batch of [`REJECTED_SCHEMA`].
+pub fn rejected_batch(rejected: &[Rejected]) -> Result<RecordBatch, ArrowError> {
     let n = rejected.len();
     let mut index = UInt32Builder::with_capacity(n);
     rejected.iter().for_each(|r| index.append_value(r.index));

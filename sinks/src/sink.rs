@@ -1,11 +1,11 @@
-//! The sink contract: turn a batch of records into stored files. A sink knows nothing of the
+//! The sink contract: turn a table of records into stored files. A sink knows nothing of the
 //! queue that fed it; the batcher above it owns retry policy and acknowledgement.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::record::Batch;
+use crate::table::Table;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
@@ -29,9 +29,9 @@ pub struct WrittenFile {
 
 #[async_trait]
 pub trait Sink: Send + Sync + 'static {
-    /// Resolves only once every record of `batch` is in a stored file; on error nothing the call
-    /// created is visible, so the caller may simply try the same batch again.
-    async fn write(&self, batch: Arc<Batch>) -> Result<Vec<WrittenFile>, SinkError>;
+    /// Resolves only once every row of `table` is in a stored file; on error nothing the call
+    /// created is visible, so the caller may simply try the same table again.
+    async fn write(&self, table: Arc<Table>) -> Result<Vec<WrittenFile>, SinkError>;
 
     /// A cheap probe of the store behind the sink, for readiness.
     async fn check(&self) -> Result<(), SinkError>;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use eventkit_sinks::{Batch, Event, EventType, ParquetSink, Records, Sink, open_store};
+use eventkit_sinks::{Batch, Event, EventType, ParquetSink, Records, Sink, Table, open_store};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -41,6 +41,14 @@ fn event(id: &str, received_at: &str) -> Event {
     }
 }
 
+fn table(stream: &str, events: Vec<Event>) -> Arc<Table> {
+    let batch = Batch {
+        stream: stream.into(),
+        records: Records::Events(events),
+    };
+    Arc::new(Table::from_batch(batch).unwrap())
+}
+
 #[tokio::test]
 async fn a_batch_spanning_two_hours_becomes_one_file_per_hour() {
     let store = open_store("memory://").unwrap();
@@ -50,11 +58,8 @@ async fn a_batch_spanning_two_hours_becomes_one_file_per_hour() {
         event("b", "2026-01-01T09:59:59.999Z"),
         event("c", "2026-01-01T10:00:00Z"),
     ];
-    let batch = Arc::new(Batch {
-        stream: "web".into(),
-        records: Records::events(events),
-    });
-    let files = sink.write(batch).await.unwrap();
+    let table = table("web", events);
+    let files = sink.write(table).await.unwrap();
     assert_eq!(files.iter().map(|f| f.rows).collect::<Vec<_>>(), [2, 1]);
 
     let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
@@ -105,13 +110,7 @@ async fn large_batches_are_split_into_row_groups_and_stay_one_file() {
     let events: Vec<Event> = (0..150_000)
         .map(|i| event(&format!("m{i}"), "2026-01-01T00:00:00Z"))
         .collect();
-    let files = sink
-        .write(Arc::new(Batch {
-            stream: "big".into(),
-            records: Records::events(events),
-        }))
-        .await
-        .unwrap();
+    let files = sink.write(table("big", events)).await.unwrap();
     assert_eq!(files.len(), 1);
     assert_eq!(files[0].rows, 150_000);
     let bytes = store

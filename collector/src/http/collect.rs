@@ -2,6 +2,7 @@
 //! the result; nothing else lives here.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -37,11 +38,16 @@ pub async fn collect(
     Ok(answer(outcome))
 }
 
+const ONE_ACCEPTED: &str = r#"{"accepted":1,"rejected":[]}"#;
+
 /// `202 {"accepted": N, "rejected": [...]}`. Nearly every answer rejects nothing; that one is
 /// written directly, sparing a serializer run per request.
 fn answer(outcome: Submitted) -> Response {
     if outcome.rejected.is_empty() {
-        let body = format!(r#"{{"accepted":{},"rejected":[]}}"#, outcome.accepted);
+        let body = match outcome.accepted {
+            1 => Body::from(ONE_ACCEPTED),
+            n => Body::from(format!(r#"{{"accepted":{n},"rejected":[]}}"#)),
+        };
         let json = [(header::CONTENT_TYPE, "application/json")];
         (StatusCode::ACCEPTED, json, body).into_response()
     } else {

@@ -2,7 +2,7 @@
 //! which stream the request may write to, enqueue accepted events and dead letters together,
 //! count them. Nothing is enqueued for a request that fails authentication.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
@@ -75,13 +75,13 @@ pub async fn submit(
         }
         batches.push(Batch {
             stream: info.stream.clone(),
-            records: Records::events(outcome.events),
+            records: Records::Events(outcome.events),
         });
     }
     if !outcome.rejected.is_empty() {
         batches.push(Batch {
             stream: REJECTED_STREAM.to_owned(),
-            records: Records::rejected(outcome.rejected),
+            records: Records::Rejected(outcome.rejected),
         });
     }
     let enqueued = state.queue.enqueue(batches).await;
@@ -123,5 +123,49 @@ fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .map(|ConnectInfo(addr)| ip_text(addr.ip()))
+}
+
+/// An address as text. IPv4, nearly every peer, is written digit by digit: the general
+/// formatter costs as much as the rest of the enrichment put together.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity("255.255.255.255".len());
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_read_as_the_standard_formatter_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.200.9.255",
+            "192.168.100.20",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let Ok(parsed) = ip.parse::<IpAddr>() else {
+                panic!("{ip}")
+            };
+            assert_eq!(ip_text(parsed), parsed.to_string());
+        }
+    }
 }

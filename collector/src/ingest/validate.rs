@@ -122,7 +122,13 @@ pub(super) fn parsed(
     Ok(Event {
         message_id: match wire.message_id {
             Some(id) if !id.is_empty() => id.into_owned(),
-            _ => uuid::Uuid::now_v7().to_string(),
+            _ => {
+                let mut text = uuid::Uuid::encode_buffer();
+                uuid::Uuid::now_v7()
+                    .hyphenated()
+                    .encode_lower(&mut text)
+                    .to_owned()
+            }
         },
         event_type,
         event: event_name,

@@ -95,6 +95,6 @@ pub(crate) fn test_batch(stream: &str, n: usize) -> Batch {
         .collect();
     Batch {
         stream: stream.into(),
-        records: eventkit_sinks::Records::rejected(rejected),
+        records: eventkit_sinks::Records::Rejected(rejected),
     }
 }

@@ -1,0 +1,84 @@
+//! What a sink writes: one stream's records as Arrow columns. The batcher builds a table as
+//! records arrive, so a flush finishes columns instead of walking every buffered record.
+
+use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::error::ArrowError;
+
+use crate::record::{Batch, Records, Rejected};
+use crate::schema::{EventColumns, rejected_batch};
+
+/// Records bound for one stream, ready to encode.
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub stream: String,
+    pub rows: RecordBatch,
+}
+
+impl Table {
+    /// A whole batch at once, for callers that hold one (tests, tools).
+    pub fn from_batch(batch: Batch) -> Result<Self, ArrowError> {
+        let mut builder = TableBuilder::for_records(&batch.records);
+        // The builder was made for this kind of record, so it cannot refuse them.
+        let _ = builder.append(batch.records);
+        builder.finish(batch.stream)
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.rows.num_rows()
+    }
+
+    /// `received_at` of every row, in microseconds: what files are partitioned by.
+    pub fn received_at_micros(&self) -> Option<&TimestampMicrosecondArray> {
+        self.rows
+            .column_by_name("received_at")?
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+    }
+}
+
+/// A table being filled. A stream holds one kind of record: events, or (in the dead-letter
+/// stream) rejected events, which are rare enough to keep as they are until the flush.
+pub enum TableBuilder {
+    Events(Box<EventColumns>),
+    Rejected(Vec<Rejected>),
+}
+
+impl TableBuilder {
+    pub fn for_records(records: &Records) -> Self {
+        match records {
+            Records::Events(_) => TableBuilder::Events(Box::default()),
+            Records::Rejected(_) => TableBuilder::Rejected(Vec::new()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            TableBuilder::Events(columns) => columns.len(),
+            TableBuilder::Rejected(rejected) => rejected.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends records of this builder's kind; hands back records of the other kind.
+    pub fn append(&mut self, records: Records) -> Result<(), Records> {
+        match (self, records) {
+            (TableBuilder::Events(columns), Records::Events(events)) => {
+                events.iter().for_each(|event| columns.push(event));
+            }
+            (TableBuilder::Rejected(held), Records::Rejected(rejected)) => held.extend(rejected),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
+    pub fn finish(self, stream: String) -> Result<Table, ArrowError> {
+        let rows = match self {
+            TableBuilder::Events(mut columns) => columns.finish(&stream)?,
+            TableBuilder::Rejected(rejected) => rejected_batch(&rejected)?,
+        };
+        Ok(Table { stream, rows })
+    }
+}
