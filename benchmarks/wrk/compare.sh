@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Single-event POST /collect against the bare handler, in many short paired rounds.
+#
+# On a shared machine the speed of both servers drifts from minute to minute; pairing short
+# rounds (alternating which server goes first) and taking the median of the per-pair ratios
+# keeps that drift out of the comparison. Prints every pair, then the summary.
+#
+# usage: benchmarks/wrk/compare.sh [pairs=20] [seconds-per-round=3]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+pairs=${1:-20}
+seconds=${2:-3}
+bin=target/release
+data=$(mktemp -d)
+trap 'kill "$bare" 2>/dev/null; kill -TERM "$collector" 2>/dev/null; wait; rm -rf "$data"' EXIT
+
+cargo build --release --quiet -p eventkit -p eventkit-bench
+"$bin/eventkit-bench" ceiling-server --listen 127.0.0.1:18081 >/dev/null &
+bare=$!
+EVENTKIT_SINK__URL="$data" EVENTKIT_SERVER__LISTEN=127.0.0.1:18080 "$bin/eventkit" serve \
+  >/dev/null 2>&1 &
+collector=$!
+sleep 1
+
+round() { # port → "req/s p99"
+  wrk -t1 -c32 -d"${seconds}s" -s benchmarks/wrk/single.lua --latency \
+    "http://127.0.0.1:$1/collect/web" |
+    awk '/Requests\/sec/ {r = $2} / 99%/ {p = $2} END {print r, p}'
+}
+
+echo "collector RSS at rest: $(awk '/VmRSS/ {print $2, $3}' "/proc/$collector/status")"
+round 18081 >/dev/null # warm-up, both
+round 18080 >/dev/null
+echo "pair  bare req/s  p99  eventkit req/s  p99  ratio"
+for i in $(seq "$pairs"); do
+  if ((i % 2)); then
+    b=$(round 18081)
+    e=$(round 18080)
+  else
+    e=$(round 18080)
+    b=$(round 18081)
+  fi
+  echo "$i $b $e" | awk '{printf "%4d  %10.0f  %s  %14.0f  %s  %.3f\n", $1, $2, $3, $4, $5, $4 / $2}'
+done | tee "$data/pairs"
+echo "collector RSS peak: $(awk '/VmHWM/ {print $2, $3}' "/proc/$collector/status")"
+sort -n -k6 "$data/pairs" | awk '{r[NR] = $6} END {
+  median = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
+  printf "ratio: median %.3f, lowest %.3f, highest %.3f over %d pairs\n", median, r[1], r[NR], NR
+}'
