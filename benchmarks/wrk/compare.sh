@@ -13,7 +13,15 @@ pairs=${1:-20}
 seconds=${2:-3}
 bin=target/release
 data=$(mktemp -d)
-trap 'kill "$bare" 2>/dev/null; kill -TERM "$collector" 2>/dev/null; wait; rm -rf "$data"' EXIT
+bare=""
+collector=""
+stop() {
+  [[ -n $bare ]] && kill "$bare" 2>/dev/null
+  [[ -n $collector ]] && kill -TERM "$collector" 2>/dev/null
+  wait
+  rm -rf "$data"
+}
+trap stop EXIT
 
 cargo build --release --quiet -p eventkit -p eventkit-bench
 "$bin/eventkit-bench" ceiling-server --listen 127.0.0.1:18081 >/dev/null &
