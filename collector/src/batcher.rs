@@ -159,9 +159,7 @@ impl Batcher {
                     stream,
                     "mixed record kinds in one stream; writing separately"
                 );
-                let mut stray = TableBuilder::for_records(&other_kind);
-                let _ = stray.append(other_kind);
-                self.spawn_flush(stream, stray, vec![ack]);
+                self.spawn_flush(stream, TableBuilder::from_records(other_kind), vec![ack]);
                 None
             }
         }
@@ -179,13 +177,15 @@ impl Batcher {
 
     fn spawn_flush(&mut self, stream: String, table: TableBuilder, acks: Vec<Ack>) {
         let rows = table.len();
+        // Kept for the error path only: `finish` takes the name into the table.
+        let label = stream.clone();
         let table = match table.finish(stream) {
             Ok(table) => Arc::new(table),
             Err(error) => {
                 // Only a schema bug can get here; retrying would fail the same way. The acks are
                 // dropped unacknowledged, which the queue treats as a crash.
-                tracing::error!(%error, rows, "records could not be put into columns");
-                metrics::counter!(telemetry::WRITE_ERRORS).increment(1);
+                tracing::error!(%error, stream = label, rows, "records could not be put into columns");
+                metrics::counter!(telemetry::WRITE_ERRORS, "stream" => label).increment(1);
                 return;
             }
         };

@@ -15,10 +15,12 @@ pub fn file_path(stream: &str, hour: DateTime<Utc>) -> Path {
     ))
 }
 
-/// The start of the hour `t` falls in: the key records are grouped by before writing.
-pub fn hour_of(t: DateTime<Utc>) -> DateTime<Utc> {
-    let secs = t.timestamp() - t.timestamp().rem_euclid(3600);
-    DateTime::from_timestamp(secs, 0).unwrap_or(t)
+/// The start of the hour a `received_at` (microseconds since the epoch, as the column holds it)
+/// falls in: the key rows are grouped by before writing.
+pub fn hour_of(micros: i64) -> DateTime<Utc> {
+    const MICROS_PER_HOUR: i64 = 3_600_000_000;
+    let hour = micros.div_euclid(MICROS_PER_HOUR);
+    DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -30,7 +32,7 @@ mod tests {
         let t = DateTime::parse_from_rfc3339("2026-03-04T05:06:07Z")
             .map(|t| t.with_timezone(&Utc))
             .unwrap_or_default();
-        let path = file_path("web", hour_of(t)).to_string();
+        let path = file_path("web", hour_of(t.timestamp_micros())).to_string();
         assert!(
             path.starts_with("stream=web/date=2026-03-04/hour=05/"),
             "{path}"

@@ -18,7 +18,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use tokio_util::io::SyncIoBridge;
 
-use crate::layout::file_path;
+use crate::layout::{file_path, hour_of};
 use crate::sink::{Sink, SinkError, WrittenFile};
 use crate::table::Table;
 
@@ -192,21 +192,15 @@ impl<W: Write> Write for CountingWriter<W> {
 /// Contiguous runs of rows that fall in the same hour: one file each, so every file sits in
 /// the partition its rows belong to. Requests arrive in order, so a table is nearly always one run.
 fn hour_runs(micros: impl Iterator<Item = i64>) -> Vec<(DateTime<Utc>, Range<usize>)> {
-    const MICROS_PER_HOUR: i64 = 3_600_000_000;
-    let mut runs: Vec<(i64, Range<usize>)> = Vec::new();
+    let mut runs: Vec<(DateTime<Utc>, Range<usize>)> = Vec::new();
     for (i, t) in micros.enumerate() {
-        let hour = t.div_euclid(MICROS_PER_HOUR);
+        let hour = hour_of(t);
         match runs.last_mut() {
             Some((h, range)) if *h == hour => range.end = i + 1,
             _ => runs.push((hour, i..i + 1)),
         }
     }
-    runs.into_iter()
-        .map(|(hour, range)| {
-            let start = DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default();
-            (start, range)
-        })
-        .collect()
+    runs
 }
 
 #[async_trait]

@@ -166,16 +166,6 @@ impl EventColumns {
     }
 }
 
-/// Events as a record batch of [`EVENT_SCHEMA`].
-pub fn events_batch<'a>(
-    stream: &str,
-    events: impl IntoIterator<Item = &'a Event>,
-) -> Result<RecordBatch, ArrowError> {
-    let mut columns = EventColumns::default();
-    events.into_iter().for_each(|event| columns.push(event));
-    columns.finish(stream)
-}
-
 fn strings<'a>(len: usize, values: impl Iterator<Item = Option<&'a str>> + Clone) -> ArrayRef {
     let bytes = values.clone().map(|v| v.map_or(0, str::len)).sum();
     let mut builder = StringBuilder::with_capacity(len, bytes);

@@ -17,10 +17,7 @@ pub struct Table {
 impl Table {
     /// A whole batch at once, for callers that hold one (tests, tools).
     pub fn from_batch(batch: Batch) -> Result<Self, ArrowError> {
-        let mut builder = TableBuilder::for_records(&batch.records);
-        // The builder was made for this kind of record, so it cannot refuse them.
-        let _ = builder.append(batch.records);
-        builder.finish(batch.stream)
+        TableBuilder::from_records(batch.records).finish(batch.stream)
     }
 
     pub fn num_rows(&self) -> usize {
@@ -49,6 +46,14 @@ impl TableBuilder {
             Records::Events(_) => TableBuilder::Events(Box::default()),
             Records::Rejected(_) => TableBuilder::Rejected(Vec::new()),
         }
+    }
+
+    /// A builder holding `records`.
+    pub fn from_records(records: Records) -> Self {
+        let mut builder = Self::for_records(&records);
+        // The builder was made for this kind of record, so it cannot refuse them.
+        let _ = builder.append(records);
+        builder
     }
 
     pub fn len(&self) -> usize {
