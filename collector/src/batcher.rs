@@ -199,7 +199,7 @@ impl Batcher {
 }
 
 /// Accepted records are never dropped: a failing store is retried with backoff for as long as
-/// it takes, while the held permits keep the queue (and so memory) bounded and `/ready` false.
+/// it takes, while the capacity it holds keeps the queue (and so memory) bounded and `/ready` false.
 async fn store_until_written(sink: &dyn Sink, table: Arc<Table>, health: &SinkHealth) {
     let mut delay = RETRY_FIRST;
     let stream = table.stream.clone();
@@ -302,7 +302,7 @@ mod tests {
                 .is_ok()
         );
         assert!(queue.enqueue(vec![batch("a", 2)]).await.is_ok());
-        // "a" reached max_events; its writes fail and are retried, and its permits stay held.
+        // "a" reached max_events; its writes fail and are retried, and its capacity stays held.
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(!health.is_healthy());
         assert_eq!(queue.depth(), 7);

@@ -2,131 +2,161 @@
 //! crash loses them; a graceful stop does not (the batcher drains and flushes everything).
 
 use std::sync::Arc;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use eventkit_sinks::Batch;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use super::{Ack, Consumer, Delivery, Queue, QueueError};
 
-/// Permits count bytes in KiB so a large queue fits the semaphore's `u32` requests.
-const BYTES_PER_PERMIT: usize = 1024;
+/// Bytes are counted in KiB so both budgets fit one 64-bit word.
+const BYTES_PER_KIB: usize = 1024;
 
 /// Room for "a full request": the most events one request may carry, and a request body's
 /// worth of bytes twice over (decoded records take more memory than their JSON).
-const FULL_REQUEST_KIB: usize = 2 * crate::ingest::MAX_BODY_BYTES / BYTES_PER_PERMIT;
+const FULL_REQUEST_KIB: u64 = (2 * crate::ingest::MAX_BODY_BYTES / BYTES_PER_KIB) as u64;
 
-/// Capacity left, shared by the producing and the consuming side.
-#[derive(Clone)]
+/// Both budgets, events and KiB, in one word: a request takes its share of both in a single
+/// compare-and-swap, so it is queued whole or not at all and no lock sits on the request path.
 struct Capacity {
-    events: Arc<Semaphore>,
-    bytes: Arc<Semaphore>,
-    event_capacity: usize,
-    kib_capacity: usize,
+    /// Free events in the low 32 bits, free KiB in the high 32.
+    free: AtomicU64,
+    events: u64,
+    kib: u64,
+}
+
+const LOW: u64 = u32::MAX as u64;
+
+fn pack(events: u64, kib: u64) -> u64 {
+    events | (kib << 32)
 }
 
 impl Capacity {
+    fn new(events: usize, bytes: usize) -> Self {
+        let events = (events as u64).min(LOW);
+        let kib = ((bytes / BYTES_PER_KIB).max(1) as u64).min(LOW);
+        Self {
+            free: AtomicU64::new(pack(events, kib)),
+            events,
+            kib,
+        }
+    }
+
+    fn free(&self) -> (u64, u64) {
+        let free = self.free.load(Ordering::Relaxed);
+        (free & LOW, free >> 32)
+    }
+
+    fn try_take(&self, events: u64, kib: u64) -> bool {
+        self.free
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
+                let (free_events, free_kib) = (free & LOW, free >> 32);
+                (free_events >= events && free_kib >= kib)
+                    .then(|| pack(free_events - events, free_kib - kib))
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, events: u64, kib: u64) {
+        self.free.fetch_add(pack(events, kib), Ordering::AcqRel);
+    }
+
     fn fits_a_full_request(&self) -> bool {
-        self.events.available_permits()
-            >= crate::ingest::MAX_EVENTS_PER_REQUEST.min(self.event_capacity)
-            && self.bytes.available_permits() >= FULL_REQUEST_KIB.min(self.kib_capacity)
+        let (events, kib) = self.free();
+        events >= (crate::ingest::MAX_EVENTS_PER_REQUEST as u64).min(self.events)
+            && kib >= FULL_REQUEST_KIB.min(self.kib)
     }
 }
 
+/// What the channel carries: deliveries, and the mark that the producing side has closed.
+enum Message {
+    Delivery(Delivery),
+    Closed,
+}
+
 pub struct InProcessQueue {
-    capacity: Capacity,
-    sender: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
+    capacity: Arc<Capacity>,
+    closed: AtomicBool,
+    sender: mpsc::UnboundedSender<Message>,
 }
 
 pub struct InProcessConsumer {
-    receiver: mpsc::UnboundedReceiver<Delivery>,
-    capacity: Capacity,
+    receiver: mpsc::UnboundedReceiver<Message>,
+    received: Vec<Message>,
+    capacity: Arc<Capacity>,
 }
 
 impl InProcessQueue {
-    /// The channel itself is unbounded only in name: nothing enters it without permits from
-    /// both semaphores, and permits return only when the delivery's file is stored.
+    /// The channel itself is unbounded only in name: nothing enters it without capacity taken
+    /// first, and capacity returns only when the delivery's file is stored.
     pub fn new(event_capacity: usize, byte_capacity: usize) -> (Arc<Self>, InProcessConsumer) {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let kib = (byte_capacity / BYTES_PER_PERMIT).max(1);
-        let kib = kib.min(Semaphore::MAX_PERMITS);
-        let event_capacity = event_capacity.min(Semaphore::MAX_PERMITS);
-        let capacity = Capacity {
-            events: Arc::new(Semaphore::new(event_capacity)),
-            bytes: Arc::new(Semaphore::new(kib)),
-            event_capacity,
-            kib_capacity: kib,
-        };
+        let capacity = Arc::new(Capacity::new(event_capacity, byte_capacity));
         let consumer = InProcessConsumer {
             receiver,
+            received: Vec::new(),
             capacity: capacity.clone(),
         };
         let queue = Arc::new(Self {
             capacity,
-            sender: Mutex::new(Some(sender)),
+            closed: AtomicBool::new(false),
+            sender,
         });
         (queue, consumer)
     }
+}
 
-    fn permits(
-        semaphore: &Arc<Semaphore>,
-        amount: usize,
-        what: &str,
-    ) -> Result<OwnedSemaphorePermit, QueueError> {
-        let amount = u32::try_from(amount).map_err(|_| QueueError::TooLarge(what.to_owned()))?;
-        match semaphore.clone().try_acquire_many_owned(amount) {
-            Ok(permit) => Ok(permit),
-            Err(tokio::sync::TryAcquireError::Closed) => Err(QueueError::Closed),
-            Err(tokio::sync::TryAcquireError::NoPermits) => Err(QueueError::Full),
-        }
-    }
+fn kib(bytes: usize) -> u64 {
+    bytes.div_ceil(BYTES_PER_KIB) as u64
 }
 
 #[async_trait]
 impl Queue for InProcessQueue {
     async fn enqueue(&self, batches: Vec<Batch>) -> Result<(), QueueError> {
-        let sizes: Vec<(usize, usize)> = batches
+        if self.closed.load(Ordering::Acquire) {
+            return Err(QueueError::Closed);
+        }
+        let sizes: Vec<(u64, usize)> = batches
             .iter()
-            .map(|b| (b.records.len(), b.records.approx_bytes()))
+            .map(|b| (b.records.len() as u64, b.records.approx_bytes()))
             .collect();
-        let total_events: usize = sizes.iter().map(|s| s.0).sum();
-        let kib = |bytes: usize| bytes.div_ceil(BYTES_PER_PERMIT);
-        let total_kib: usize = sizes.iter().map(|s| kib(s.1)).sum();
-        if total_events > self.capacity.event_capacity {
+        let mut events: u64 = sizes.iter().map(|s| s.0).sum();
+        let mut kibs: u64 = sizes.iter().map(|s| kib(s.1)).sum();
+        if events > self.capacity.events {
             return Err(QueueError::TooLarge(format!(
-                "a request of {total_events} events"
+                "a request of {events} events"
             )));
         }
-        // Both reservations are taken before anything is sent, so a request is queued whole or
-        // not at all: a client never sees a 503 for a request that was half accepted.
-        let mut event_permits = Self::permits(&self.capacity.events, total_events, "request")?;
-        let mut byte_permits = Self::permits(&self.capacity.bytes, total_kib, "request")?;
-        let guard = self.sender.lock().map_err(|_| QueueError::Closed)?;
-        let sender = guard.as_ref().ok_or(QueueError::Closed)?;
-        for (batch, (events, approx_bytes)) in batches.into_iter().zip(sizes) {
-            let held = (
-                event_permits.split(events).ok_or(QueueError::Closed)?,
-                byte_permits
-                    .split(kib(approx_bytes))
-                    .ok_or(QueueError::Closed)?,
-            );
-            let ack = Ack::new(move || drop(held));
-            sender
-                .send(Delivery {
-                    batch,
-                    ack,
-                    approx_bytes,
-                })
-                .map_err(|_| QueueError::Closed)?;
+        if kibs > self.capacity.kib {
+            return Err(QueueError::TooLarge(format!("a request of {kibs} KiB")));
+        }
+        if !self.capacity.try_take(events, kibs) {
+            return Err(QueueError::Full);
+        }
+        for (batch, (batch_events, approx_bytes)) in batches.into_iter().zip(sizes) {
+            let batch_kib = kib(approx_bytes);
+            let capacity = self.capacity.clone();
+            let delivery = Delivery {
+                batch,
+                ack: Ack::new(move || capacity.give_back(batch_events, batch_kib)),
+                approx_bytes,
+            };
+            if self.sender.send(Message::Delivery(delivery)).is_err() {
+                // The consumer is gone; what was not sent goes back. (The unsent delivery's
+                // own ack is dropped unrun, so its share is part of what is given back here.)
+                self.capacity.give_back(events, kibs);
+                return Err(QueueError::Closed);
+            }
+            events -= batch_events;
+            kibs -= batch_kib;
         }
         Ok(())
     }
 
     fn depth(&self) -> usize {
-        self.capacity
-            .event_capacity
-            .saturating_sub(self.capacity.events.available_permits())
+        let (free_events, _) = self.capacity.free();
+        usize::try_from(self.capacity.events.saturating_sub(free_events)).unwrap_or(usize::MAX)
     }
 
     fn has_room(&self) -> bool {
@@ -136,8 +166,11 @@ impl Queue for InProcessQueue {
     }
 
     fn close(&self) {
-        if let Ok(mut sender) = self.sender.lock() {
-            sender.take();
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            // The consumer closes its end when it reads this, so a request that slipped past
+            // the flag above either lands before the mark is acted on (and is drained) or is
+            // refused: never queued and then dropped.
+            let _ = self.sender.send(Message::Closed);
         }
     }
 }
@@ -145,7 +178,21 @@ impl Queue for InProcessQueue {
 #[async_trait]
 impl Consumer for InProcessConsumer {
     async fn next_many(&mut self, into: &mut Vec<Delivery>, max: usize) -> usize {
-        self.receiver.recv_many(into, max).await
+        loop {
+            if self.receiver.recv_many(&mut self.received, max).await == 0 {
+                return 0;
+            }
+            let before = into.len();
+            for message in self.received.drain(..) {
+                match message {
+                    Message::Delivery(delivery) => into.push(delivery),
+                    Message::Closed => self.receiver.close(),
+                }
+            }
+            if into.len() > before {
+                return into.len() - before;
+            }
+        }
     }
 
     fn is_backlogged(&self) -> bool {
@@ -182,6 +229,21 @@ mod tests {
         }
         assert_eq!(queue.depth(), 0);
         assert_eq!(queue.enqueue(vec![batch(6)]).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn requests_larger_than_the_whole_queue_are_refused_outright() {
+        let (queue, _consumer) = InProcessQueue::new(10, 1024);
+        assert!(matches!(
+            queue.enqueue(vec![batch(11)]).await,
+            Err(QueueError::TooLarge(_))
+        ));
+        // Ten dead letters fit the event budget but not one KiB.
+        assert!(matches!(
+            queue.enqueue(vec![batch(10)]).await,
+            Err(QueueError::TooLarge(_))
+        ));
+        assert_eq!(queue.depth(), 0);
     }
 
     #[tokio::test]
