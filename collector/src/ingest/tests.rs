@@ -128,7 +128,14 @@ fn enrichment_fills_ids_times_and_ip() {
     };
     assert_eq!(event.user_id, None);
     assert_eq!(event.anonymous_id.as_deref(), Some("a1"));
-    assert!(uuid::Uuid::parse_str(&event.message_id).is_ok_and(|u| u.get_version_num() == 7));
+    let id = uuid::Uuid::parse_str(&event.message_id);
+    assert!(id.as_ref().is_ok_and(|u| u.get_version_num() == 7));
+    // Stamped with the arrival time: ids sort by when the collector received them.
+    let stamp = id.ok().and_then(|u| u.get_timestamp()).map(|t| t.to_unix());
+    assert_eq!(
+        stamp,
+        Some((at("2026-05-01T10:00:00Z").timestamp() as u64, 0))
+    );
     assert_eq!(event.timestamp, at("2026-05-01T10:00:00Z"));
     assert_eq!(event.received_at, at("2026-05-01T10:00:00Z"));
     assert_eq!(event.context_ip.as_deref(), Some("203.0.113.7"));

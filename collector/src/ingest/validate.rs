@@ -122,13 +122,7 @@ pub(super) fn parsed(
     Ok(Event {
         message_id: match wire.message_id {
             Some(id) if !id.is_empty() => id.into_owned(),
-            _ => {
-                let mut text = uuid::Uuid::encode_buffer();
-                uuid::Uuid::now_v7()
-                    .hyphenated()
-                    .encode_lower(&mut text)
-                    .to_owned()
-            }
+            _ => generated_message_id(info.received_at),
         },
         event_type,
         event: event_name,
@@ -154,6 +148,23 @@ pub(super) fn parsed(
         context,
         integrations,
     })
+}
+
+/// A UUIDv7 stamped with the time the request arrived. Its 74 other bits are random rather than
+/// a process-wide counter: ids only need to be unique and roughly time-ordered, and the counter
+/// would put a lock and a second clock read on every generated id.
+fn generated_message_id(received_at: DateTime<Utc>) -> String {
+    let seconds = u64::try_from(received_at.timestamp()).unwrap_or(0);
+    let stamp = uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        seconds,
+        received_at.timestamp_subsec_nanos(),
+    );
+    let mut text = uuid::Uuid::encode_buffer();
+    uuid::Uuid::new_v7(stamp)
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
 fn owned(value: Option<Cow<str>>) -> Option<String> {
