@@ -54,7 +54,7 @@ pub async fn run(
         auth: Auth::from_config(&config),
         cors: config.cors.clone(),
         public_url: config.server.public_url.clone(),
-        counters: IngestCounters::default(),
+        counters: IngestCounters,
     });
     if config.sources.is_empty() && !config.auth.allow_anonymous {
         tracing::warn!(

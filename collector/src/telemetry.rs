@@ -1,7 +1,8 @@
 //! Metric names (one place, so dashboards and code agree) and the Prometheus recorder.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 
 use eventkit_sinks::EventType;
 use metrics::Counter;
@@ -64,9 +65,12 @@ const CACHED_STREAMS: usize = 1024;
 
 /// Per-stream counter handles, so a request neither builds label sets nor looks them up in the
 /// metrics registry: at tens of thousands of requests a second that lookup shows in profiles.
-#[derive(Default)]
-pub struct IngestCounters {
-    streams: RwLock<HashMap<String, StreamCounters>>,
+/// The handles are cached per thread: a shared cache behind a lock would have every request on
+/// every core write the lock's word, and that contention costs more than the lookup it saves.
+pub struct IngestCounters;
+
+thread_local! {
+    static STREAMS: RefCell<HashMap<String, StreamCounters>> = RefCell::new(HashMap::new());
 }
 
 #[derive(Clone)]
@@ -95,18 +99,21 @@ impl StreamCounters {
 
 impl IngestCounters {
     pub fn for_stream<R>(&self, stream: &str, count: impl FnOnce(&StreamCounters) -> R) -> R {
-        if let Ok(streams) = self.streams.read()
-            && let Some(counters) = streams.get(stream)
-        {
-            return count(counters);
-        }
-        let counters = StreamCounters::new(stream);
-        if let Ok(mut streams) = self.streams.write()
-            && streams.len() < CACHED_STREAMS
-        {
-            streams.insert(stream.to_owned(), counters.clone());
-        }
-        count(&counters)
+        STREAMS.with(|streams| {
+            // Only a re-entrant call could find the cache borrowed; it then counts uncached.
+            let Ok(mut streams) = streams.try_borrow_mut() else {
+                return count(&StreamCounters::new(stream));
+            };
+            if let Some(counters) = streams.get(stream) {
+                return count(counters);
+            }
+            let counters = StreamCounters::new(stream);
+            let counted = count(&counters);
+            if streams.len() < CACHED_STREAMS {
+                streams.insert(stream.to_owned(), counters);
+            }
+            counted
+        })
     }
 }
 
