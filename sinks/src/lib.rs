@@ -10,7 +10,9 @@ pub mod store;
 pub mod table;
 
 pub use parquet_sink::ParquetSink;
-pub use record::{Batch, Event, EventType, REJECTED_STREAM, Records, Rejected};
+pub use record::{
+    Batch, Event, EventType, REJECTED_STREAM, Records, Rejected, Text, TextFields, Times,
+};
 pub use sink::{Sink, SinkError, WrittenFile};
 pub use store::{StoreError, open_store};
 pub use table::{Table, TableBuilder};

@@ -44,66 +44,133 @@ impl EventType {
     }
 }
 
-/// One accepted event, flattened into the columns people query. The JSON-valued fields hold
-/// JSON text exactly as it will be stored, so the writer never re-serializes them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
-    pub message_id: String,
-    pub event_type: EventType,
-    pub event: Option<String>,
-    pub name: Option<String>,
-    pub user_id: Option<String>,
-    pub anonymous_id: Option<String>,
-    pub group_id: Option<String>,
-    pub previous_id: Option<String>,
+/// The text fields of an event, in the order they are stored (and in schema order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    MessageId,
+    Event,
+    Name,
+    UserId,
+    AnonymousId,
+    GroupId,
+    PreviousId,
+    ContextIp,
+    ContextUserAgent,
+    ContextLibraryName,
+    ContextLibraryVersion,
+    PagePath,
+    PageUrl,
+    PageReferrer,
+    PageTitle,
+    /// JSON text, as stored.
+    Properties,
+    /// JSON text, as stored.
+    Traits,
+    /// JSON text, as stored.
+    Context,
+    /// JSON text, as stored.
+    Integrations,
+}
+
+impl Text {
+    pub const COUNT: usize = 19;
+    pub const ALL: [Text; Text::COUNT] = [
+        Text::MessageId,
+        Text::Event,
+        Text::Name,
+        Text::UserId,
+        Text::AnonymousId,
+        Text::GroupId,
+        Text::PreviousId,
+        Text::ContextIp,
+        Text::ContextUserAgent,
+        Text::ContextLibraryName,
+        Text::ContextLibraryVersion,
+        Text::PagePath,
+        Text::PageUrl,
+        Text::PageReferrer,
+        Text::PageTitle,
+        Text::Properties,
+        Text::Traits,
+        Text::Context,
+        Text::Integrations,
+    ];
+}
+
+/// An event's text fields by [`Text`] index, as handed to [`Event::new`].
+pub type TextFields<'a> = [Option<&'a str>; Text::COUNT];
+
+/// The four times of an event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Times {
     /// Client time corrected for clock skew; `received_at` when the client sent no time.
     pub timestamp: DateTime<Utc>,
     pub original_timestamp: Option<DateTime<Utc>>,
     pub sent_at: Option<DateTime<Utc>>,
     pub received_at: DateTime<Utc>,
-    pub context_ip: Option<String>,
-    pub context_user_agent: Option<String>,
-    pub context_library_name: Option<String>,
-    pub context_library_version: Option<String>,
-    pub page_path: Option<String>,
-    pub page_url: Option<String>,
-    pub page_referrer: Option<String>,
-    pub page_title: Option<String>,
-    pub properties: Option<String>,
-    pub traits: Option<String>,
-    pub context: Option<String>,
-    pub integrations: Option<String>,
+}
+
+/// One accepted event, flattened into the columns people query. Its text fields share one
+/// buffer, so an event is one allocation however many fields it carries: events are built on
+/// the request threads and freed on the batcher's, tens of thousands a second, and every
+/// allocation freed across threads costs both sides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub event_type: EventType,
+    /// Client time corrected for clock skew; `received_at` when the client sent no time.
+    pub timestamp: DateTime<Utc>,
+    pub original_timestamp: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    text: String,
+    /// Where each field ends in `text`; a field starts where the one before it ends.
+    ends: [u32; Text::COUNT],
+    /// Bit `i` set: field `i` is present (an absent field and an empty one are different).
+    present: u32,
 }
 
 impl Event {
-    /// Rough in-memory size, used by the batcher's byte limit. Counting string bytes is enough:
-    /// they dominate, and the limit is about memory and file size, not exact accounting.
+    pub fn new(event_type: EventType, times: Times, fields: &TextFields) -> Self {
+        let len = fields.iter().flatten().map(|f| f.len()).sum();
+        let mut text = String::with_capacity(len);
+        let mut ends = [0; Text::COUNT];
+        let mut present = 0;
+        for (i, field) in fields.iter().enumerate() {
+            if let Some(value) = field {
+                text.push_str(value);
+                present |= 1 << i;
+            }
+            // A request body is at most a few hundred KB, far inside u32.
+            ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+        }
+        Self {
+            event_type,
+            timestamp: times.timestamp,
+            original_timestamp: times.original_timestamp,
+            sent_at: times.sent_at,
+            received_at: times.received_at,
+            text,
+            ends,
+            present,
+        }
+    }
+
+    pub fn text(&self, field: Text) -> Option<&str> {
+        let i = field as usize;
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..self.ends[i] as usize)
+    }
+
+    pub fn message_id(&self) -> &str {
+        self.text(Text::MessageId).unwrap_or_default()
+    }
+
+    /// Rough in-memory size, used by the batcher's byte limit.
     pub fn approx_bytes(&self) -> usize {
-        let strings = [
-            &self.event,
-            &self.name,
-            &self.user_id,
-            &self.anonymous_id,
-            &self.group_id,
-            &self.previous_id,
-            &self.context_ip,
-            &self.context_user_agent,
-            &self.context_library_name,
-            &self.context_library_version,
-            &self.page_path,
-            &self.page_url,
-            &self.page_referrer,
-            &self.page_title,
-            &self.properties,
-            &self.traits,
-            &self.context,
-            &self.integrations,
-        ];
-        let text: usize = strings
-            .iter()
-            .map(|s| s.as_ref().map_or(0, String::len))
-            .sum();
-        text + self.message_id.len() + std::mem::size_of::<Event>()
+        self.text.len() + std::mem::size_of::<Event>()
     }
 }
 

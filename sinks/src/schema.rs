@@ -8,7 +8,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 
-use crate::record::{Event, Rejected};
+use crate::record::{Event, Rejected, Text};
 
 fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -62,31 +62,9 @@ pub static REJECTED_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// The event columns that hold per-row text, in schema order but without `stream` and `type`:
-/// `message_id`, then the identifiers (`event` … `previous_id`), then what follows the four
-/// timestamp columns (`context_ip` … `integrations`).
-type TextField = fn(&Event) -> Option<&str>;
-const TEXT_FIELDS: [TextField; 19] = [
-    |e| Some(&e.message_id),
-    |e| e.event.as_deref(),
-    |e| e.name.as_deref(),
-    |e| e.user_id.as_deref(),
-    |e| e.anonymous_id.as_deref(),
-    |e| e.group_id.as_deref(),
-    |e| e.previous_id.as_deref(),
-    |e| e.context_ip.as_deref(),
-    |e| e.context_user_agent.as_deref(),
-    |e| e.context_library_name.as_deref(),
-    |e| e.context_library_version.as_deref(),
-    |e| e.page_path.as_deref(),
-    |e| e.page_url.as_deref(),
-    |e| e.page_referrer.as_deref(),
-    |e| e.page_title.as_deref(),
-    |e| e.properties.as_deref(),
-    |e| e.traits.as_deref(),
-    |e| e.context.as_deref(),
-    |e| e.integrations.as_deref(),
-];
+/// The event columns that hold per-row text are [`Text::ALL`], in schema order but without
+/// `stream` and `type`: `message_id`, then the identifiers (`event` … `previous_id`), then what
+/// follows the four timestamp columns (`context_ip` … `integrations`).
 const IDENTIFIER_FIELDS: usize = 6;
 
 /// Event columns being filled, one event at a time. Appending an event copies its text into
@@ -103,7 +81,7 @@ pub struct EventColumns {
 impl Default for EventColumns {
     fn default() -> Self {
         Self {
-            text: TEXT_FIELDS.iter().map(|_| StringBuilder::new()).collect(),
+            text: Text::ALL.iter().map(|_| StringBuilder::new()).collect(),
             types: StringBuilder::new(),
             times: std::array::from_fn(|_| TimestampMicrosecondBuilder::new().with_timezone("UTC")),
             rows: 0,
@@ -121,8 +99,8 @@ impl EventColumns {
     }
 
     pub fn push(&mut self, event: &Event) {
-        for (builder, field) in self.text.iter_mut().zip(TEXT_FIELDS) {
-            builder.append_option(field(event));
+        for (builder, field) in self.text.iter_mut().zip(Text::ALL) {
+            builder.append_option(event.text(field));
         }
         self.types.append_value(event.event_type.as_str());
         let times = [
@@ -147,7 +125,7 @@ impl EventColumns {
         let mut take = |count: usize| finished.by_ref().take(count).collect::<Vec<_>>();
         let message_id = take(1);
         let identifiers = take(IDENTIFIER_FIELDS);
-        let after_times = take(TEXT_FIELDS.len());
+        let after_times = take(Text::COUNT);
 
         let mut streams = StringBuilder::with_capacity(rows, rows * stream.len());
         (0..rows).for_each(|_| streams.append_value(stream));

@@ -6,39 +6,27 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use eventkit_sinks::{Batch, Event, EventType, ParquetSink, Records, Sink, Table, open_store};
+use eventkit_sinks::{
+    Batch, Event, EventType, ParquetSink, Records, Sink, Table, Text, TextFields, Times, open_store,
+};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn event(id: &str, received_at: &str) -> Event {
     let received_at: DateTime<Utc> = received_at.parse().unwrap();
-    Event {
-        message_id: id.into(),
-        event_type: EventType::Track,
-        event: Some("E".into()),
-        name: None,
-        user_id: Some("u".into()),
-        anonymous_id: None,
-        group_id: None,
-        previous_id: None,
+    let mut text: TextFields = [None; Text::COUNT];
+    text[Text::MessageId as usize] = Some(id);
+    text[Text::Event as usize] = Some("E");
+    text[Text::UserId as usize] = Some("u");
+    text[Text::Properties as usize] = Some(r#"{"n":1}"#);
+    let times = Times {
         timestamp: received_at,
         original_timestamp: None,
         sent_at: None,
         received_at,
-        context_ip: None,
-        context_user_agent: None,
-        context_library_name: None,
-        context_library_version: None,
-        page_path: None,
-        page_url: None,
-        page_referrer: None,
-        page_title: None,
-        properties: Some(r#"{"n":1}"#.into()),
-        traits: None,
-        context: None,
-        integrations: None,
-    }
+    };
+    Event::new(EventType::Track, times, &text)
 }
 
 fn table(stream: &str, events: Vec<Event>) -> Arc<Table> {

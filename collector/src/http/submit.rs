@@ -24,6 +24,15 @@ pub enum Destination {
     BodyKeyFor(String),
 }
 
+/// What a write key in the body decides, given the destination.
+enum BodyKey {
+    Ignored,
+    /// It must belong to the stream already chosen.
+    MustMatch,
+    /// It names the stream.
+    ChoosesStream,
+}
+
 /// Serializes as `/collect`'s answer: `{"accepted": N, "rejected": [...]}`.
 #[derive(serde::Serialize)]
 pub struct Submitted {
@@ -38,25 +47,26 @@ pub async fn submit(
     destination: Destination,
     implied_type: Option<EventType>,
 ) -> Result<Submitted, ApiError> {
-    let provisional = match &destination {
-        Destination::Stream(stream) | Destination::BodyKeyFor(stream) => stream.clone(),
-        Destination::BodyKey => String::new(),
+    let (stream, body_key) = match destination {
+        Destination::Stream(stream) => (stream, BodyKey::Ignored),
+        Destination::BodyKeyFor(stream) => (stream, BodyKey::MustMatch),
+        Destination::BodyKey => (String::new(), BodyKey::ChoosesStream),
     };
     let mut info = RequestInfo {
-        stream: provisional,
+        stream,
         received_at: Utc::now(),
         client_ip: client_ip(parts, state.trust_forwarded_for),
         implied_type,
     };
     let mut outcome = ingest(body, &info)?;
-    match destination {
-        Destination::Stream(_) => {}
-        Destination::BodyKeyFor(stream) => {
+    match body_key {
+        BodyKey::Ignored => {}
+        BodyKey::MustMatch => {
             state
                 .auth
-                .check_stream(outcome.write_key.as_deref(), &stream)?;
+                .check_stream(outcome.write_key.as_deref(), &info.stream)?;
         }
-        Destination::BodyKey => {
+        BodyKey::ChoosesStream => {
             info.stream = state.auth.stream_for(outcome.write_key.as_deref())?;
             // Dead letters were stamped before the stream was known.
             for rejected in &mut outcome.rejected {

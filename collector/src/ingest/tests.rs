@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use eventkit_sinks::Text;
 
 use super::*;
 
@@ -126,9 +127,9 @@ fn enrichment_fills_ids_times_and_ip() {
     let Ok(event) = event else {
         panic!("{event:?}")
     };
-    assert_eq!(event.user_id, None);
-    assert_eq!(event.anonymous_id.as_deref(), Some("a1"));
-    let id = uuid::Uuid::parse_str(&event.message_id);
+    assert_eq!(event.text(Text::UserId), None);
+    assert_eq!(event.text(Text::AnonymousId), Some("a1"));
+    let id = uuid::Uuid::parse_str(event.message_id());
     assert!(id.as_ref().is_ok_and(|u| u.get_version_num() == 7));
     // Stamped with the arrival time: ids sort by when the collector received them.
     let stamp = id.ok().and_then(|u| u.get_timestamp()).map(|t| t.to_unix());
@@ -138,8 +139,8 @@ fn enrichment_fills_ids_times_and_ip() {
     );
     assert_eq!(event.timestamp, at("2026-05-01T10:00:00Z"));
     assert_eq!(event.received_at, at("2026-05-01T10:00:00Z"));
-    assert_eq!(event.context_ip.as_deref(), Some("203.0.113.7"));
-    assert_eq!(event.context.as_deref(), Some(r#"{"ip":"203.0.113.7"}"#));
+    assert_eq!(event.text(Text::ContextIp), Some("203.0.113.7"));
+    assert_eq!(event.text(Text::Context), Some(r#"{"ip":"203.0.113.7"}"#));
 
     // Device clock one hour fast; the event happened 30 s before it was sent.
     let skewed = one(r#"{"type":"track","event":"E","userId":7,"messageId":"m-1",
@@ -148,14 +149,14 @@ fn enrichment_fills_ids_times_and_ip() {
     let Ok(skewed) = skewed else {
         panic!("{skewed:?}")
     };
-    assert_eq!(skewed.user_id.as_deref(), Some("7"));
-    assert_eq!(skewed.message_id, "m-1");
+    assert_eq!(skewed.text(Text::UserId), Some("7"));
+    assert_eq!(skewed.message_id(), "m-1");
     assert_eq!(skewed.timestamp, at("2026-05-01T09:59:30Z"));
     assert_eq!(skewed.original_timestamp, Some(at("2026-05-01T11:00:00Z")));
-    assert_eq!(skewed.context_ip.as_deref(), Some("198.51.100.1"));
-    assert_eq!(skewed.context_user_agent.as_deref(), Some("UA"));
-    assert_eq!(skewed.context_library_name.as_deref(), Some("lib"));
-    assert_eq!(skewed.context_library_version.as_deref(), Some("1.2"));
+    assert_eq!(skewed.text(Text::ContextIp), Some("198.51.100.1"));
+    assert_eq!(skewed.text(Text::ContextUserAgent), Some("UA"));
+    assert_eq!(skewed.text(Text::ContextLibraryName), Some("lib"));
+    assert_eq!(skewed.text(Text::ContextLibraryVersion), Some("1.2"));
 }
 
 #[test]
@@ -175,19 +176,19 @@ fn batch_context_is_merged_and_event_keys_win() {
     let [page, screen] = &outcome.events[..] else {
         panic!("two events expected")
     };
-    assert_eq!(page.context_library_name.as_deref(), Some("batch-lib"));
-    assert_eq!(page.page_path.as_deref(), Some("/"));
-    assert_eq!(page.page_url.as_deref(), Some("https://x.test/"));
-    assert_eq!(page.page_title.as_deref(), Some("Home"));
-    assert_eq!(page.page_referrer.as_deref(), Some("https://r.test/"));
+    assert_eq!(page.text(Text::ContextLibraryName), Some("batch-lib"));
+    assert_eq!(page.text(Text::PagePath), Some("/"));
+    assert_eq!(page.text(Text::PageUrl), Some("https://x.test/"));
+    assert_eq!(page.text(Text::PageTitle), Some("Home"));
+    assert_eq!(page.text(Text::PageReferrer), Some("https://r.test/"));
     assert_eq!(page.timestamp, at("2026-05-01T09:59:50Z"));
     let context: serde_json::Value =
-        serde_json::from_str(page.context.as_deref().unwrap_or("null")).unwrap_or_default();
+        serde_json::from_str(page.text(Text::Context).unwrap_or("null")).unwrap_or_default();
     assert_eq!(context["locale"], "de");
     assert_eq!(context["ip"], "203.0.113.7");
-    assert_eq!(page.integrations.as_deref(), Some(r#"{"All":false}"#));
-    assert_eq!(screen.integrations.as_deref(), Some(r#"{"All":true}"#));
-    assert_eq!(screen.name.as_deref(), Some("Main"));
+    assert_eq!(page.text(Text::Integrations), Some(r#"{"All":false}"#));
+    assert_eq!(screen.text(Text::Integrations), Some(r#"{"All":true}"#));
+    assert_eq!(screen.text(Text::Name), Some("Main"));
 }
 
 #[test]

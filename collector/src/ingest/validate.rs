@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use eventkit_sinks::{Event, EventType};
+use eventkit_sinks::{Event, EventType, Text, TextFields, Times};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -86,13 +86,13 @@ pub(super) fn parsed(
         }
     }
 
-    let context = match shared.context {
-        Some(defaults) => merge_defaults(wire.context, defaults),
-        None => wire.context.map(|c| c.get().to_owned()),
+    let context: Option<Cow<str>> = match shared.context {
+        Some(defaults) => merge_defaults(wire.context, defaults).map(Cow::Owned),
+        None => wire.context.map(|c| Cow::Borrowed(c.get())),
     };
-    let integrations = match shared.integrations {
-        Some(defaults) => merge_defaults(wire.integrations, defaults),
-        None => wire.integrations.map(|c| c.get().to_owned()),
+    let integrations: Option<Cow<str>> = match shared.integrations {
+        Some(defaults) => merge_defaults(wire.integrations, defaults).map(Cow::Owned),
+        None => wire.integrations.map(|c| Cow::Borrowed(c.get())),
     };
     let view: ContextView = context
         .as_deref()
@@ -100,79 +100,66 @@ pub(super) fn parsed(
         .unwrap_or_default();
     let page = page_fields(event_type, wire.properties, view.page);
     let library = view.library.unwrap_or_default();
-    let (context_user_agent, library_name, library_version) = (
-        owned(view.user_agent),
-        owned(library.name),
-        owned(library.version),
-    );
-    let (page_path, page_url, page_referrer, page_title) = (
-        owned(page.path),
-        owned(page.url),
-        owned(page.referrer),
-        owned(page.title),
-    );
-    let sent_ip = owned(view.ip);
     // A client-sent context.ip wins, as in Segment: server-side SDKs forward the end user's.
-    let (context_ip, context) = match (sent_ip, &info.client_ip) {
-        (Some(ip), _) => (Some(ip), context),
-        (None, Some(ip)) => (Some(ip.clone()), Some(with_ip(context.as_deref(), ip))),
-        (None, None) => (None, context),
+    let context_with_peer;
+    let (context_ip, context) = match (view.ip.as_deref(), info.client_ip.as_deref()) {
+        (Some(ip), _) => (Some(ip), context.as_deref()),
+        (None, Some(ip)) => {
+            context_with_peer = with_ip(context.as_deref(), ip);
+            (Some(ip), Some(context_with_peer.as_str()))
+        }
+        (None, None) => (None, context.as_deref()),
+    };
+    let mut id_buffer = uuid::Uuid::encode_buffer();
+    let message_id = match wire.message_id.as_deref() {
+        Some(id) if !id.is_empty() => id,
+        _ => generated_message_id(info.received_at, &mut id_buffer),
     };
 
-    Ok(Event {
-        message_id: match wire.message_id {
-            Some(id) if !id.is_empty() => id.into_owned(),
-            _ => generated_message_id(info.received_at),
-        },
-        event_type,
-        event: event_name,
-        name: owned(wire.name),
-        user_id,
-        anonymous_id,
-        group_id,
-        previous_id,
+    let mut text: TextFields = [None; Text::COUNT];
+    text[Text::MessageId as usize] = Some(message_id);
+    text[Text::Event as usize] = event_name.as_deref();
+    text[Text::Name as usize] = wire.name.as_deref();
+    text[Text::UserId as usize] = user_id.as_deref();
+    text[Text::AnonymousId as usize] = anonymous_id.as_deref();
+    text[Text::GroupId as usize] = group_id.as_deref();
+    text[Text::PreviousId as usize] = previous_id.as_deref();
+    text[Text::ContextIp as usize] = context_ip;
+    text[Text::ContextUserAgent as usize] = view.user_agent.as_deref();
+    text[Text::ContextLibraryName as usize] = library.name.as_deref();
+    text[Text::ContextLibraryVersion as usize] = library.version.as_deref();
+    text[Text::PagePath as usize] = page.path.as_deref();
+    text[Text::PageUrl as usize] = page.url.as_deref();
+    text[Text::PageReferrer as usize] = page.referrer.as_deref();
+    text[Text::PageTitle as usize] = page.title.as_deref();
+    text[Text::Properties as usize] = wire.properties.map(RawValue::get);
+    text[Text::Traits as usize] = wire.traits.map(RawValue::get);
+    text[Text::Context as usize] = context;
+    text[Text::Integrations as usize] = integrations.as_deref();
+    let times = Times {
         timestamp: time::corrected(info.received_at, original, sent_at),
         original_timestamp: original,
         sent_at,
         received_at: info.received_at,
-        context_ip,
-        context_user_agent,
-        context_library_name: library_name,
-        context_library_version: library_version,
-        page_path,
-        page_url,
-        page_referrer,
-        page_title,
-        properties: wire.properties.map(|p| p.get().to_owned()),
-        traits: wire.traits.map(|t| t.get().to_owned()),
-        context,
-        integrations,
-    })
+    };
+    Ok(Event::new(event_type, times, &text))
 }
 
 /// A UUIDv7 stamped with the time the request arrived. Its 74 other bits are random rather than
 /// a process-wide counter: ids only need to be unique and roughly time-ordered, and the counter
 /// would put a lock and a second clock read on every generated id.
-fn generated_message_id(received_at: DateTime<Utc>) -> String {
+fn generated_message_id(received_at: DateTime<Utc>, buffer: &mut [u8]) -> &str {
     let seconds = u64::try_from(received_at.timestamp()).unwrap_or(0);
     let stamp = uuid::Timestamp::from_unix(
         uuid::NoContext,
         seconds,
         received_at.timestamp_subsec_nanos(),
     );
-    let mut text = uuid::Uuid::encode_buffer();
-    uuid::Uuid::new_v7(stamp)
-        .hyphenated()
-        .encode_lower(&mut text)
-        .to_owned()
+    uuid::Uuid::new_v7(stamp).hyphenated().encode_lower(buffer)
 }
 
-fn owned(value: Option<Cow<str>>) -> Option<String> {
-    value.map(Cow::into_owned)
-}
-
-fn non_empty(value: Option<Cow<str>>) -> Option<String> {
-    value.filter(|v| !v.trim().is_empty()).map(Cow::into_owned)
+fn non_empty(value: Option<Cow<str>>) -> Option<Cow<str>> {
+    value.filter(|v| !v.trim().is_empty())
 }
 
 fn timestamp(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {

@@ -127,12 +127,14 @@ impl Queue for InProcessQueue {
         if self.closed.load(Ordering::Acquire) {
             return Err(QueueError::Closed);
         }
-        let sizes: Vec<(u64, usize)> = batches
-            .iter()
-            .map(|b| (b.records.len() as u64, b.records.approx_bytes()))
-            .collect();
-        let mut events: u64 = sizes.iter().map(|s| s.0).sum();
-        let mut kibs: u64 = sizes.iter().map(|s| kib(s.1)).sum();
+        // Sizing a batch is a sum over its records of lengths already known, cheap enough to
+        // do twice rather than keep the sizes.
+        let size = |batch: &Batch| (batch.records.len() as u64, batch.records.approx_bytes());
+        let (mut events, mut kibs) = (0, 0);
+        for (batch_events, approx_bytes) in batches.iter().map(size) {
+            events += batch_events;
+            kibs += kib(approx_bytes);
+        }
         if events > self.capacity.events {
             return Err(QueueError::TooLarge(format!(
                 "a request of {events} events"
@@ -144,7 +146,8 @@ impl Queue for InProcessQueue {
         if !self.capacity.try_take(events, kibs) {
             return Err(QueueError::Full);
         }
-        for (batch, (batch_events, approx_bytes)) in batches.into_iter().zip(sizes) {
+        for batch in batches {
+            let (batch_events, approx_bytes) = size(&batch);
             let batch_kib = kib(approx_bytes);
             let message = Message::Batch {
                 batch,
