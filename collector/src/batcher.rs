@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use eventkit_sinks::schema::ColumnSizes;
 use eventkit_sinks::{Batch, Sink, Table, TableBuilder};
 use tokio::task::JoinSet;
 
@@ -27,6 +28,9 @@ const GATHER: Duration = Duration::from_millis(1);
 /// full queue is relieved within a fraction of a second, rarely enough to cost nothing.
 const MIN_TICK: Duration = Duration::from_millis(10);
 const MAX_TICK: Duration = Duration::from_millis(250);
+/// Streams whose last full batch's column sizes are kept to size the next one. Stream names
+/// come from clients, so this is bounded; streams past it simply grow their columns.
+const SIZED_STREAMS: usize = 1024;
 /// Retry backoff for a failing store: start fast for blips, cap so a long outage costs a
 /// probe every 30 s rather than a busy loop.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -64,6 +68,8 @@ pub struct Batcher {
     limits: BatchConfig,
     health: Arc<SinkHealth>,
     buffers: HashMap<String, Buffer>,
+    /// Column sizes of each busy stream's last full batch.
+    sizes: HashMap<String, ColumnSizes>,
     flushes: JoinSet<()>,
 }
 
@@ -74,6 +80,7 @@ impl Batcher {
             limits,
             health,
             buffers: HashMap::new(),
+            sizes: HashMap::new(),
             flushes: JoinSet::new(),
         }
     }
@@ -139,7 +146,7 @@ impl Batcher {
         let buffer = match self.buffers.get_mut(&stream) {
             Some(buffer) => buffer,
             None => self.buffers.entry(stream.clone()).or_insert(Buffer {
-                table: TableBuilder::for_records(&records),
+                table: TableBuilder::sized_for(&records, self.sizes.get(&stream)),
                 acks: Vec::new(),
                 bytes: 0,
                 opened: Instant::now(),
@@ -171,6 +178,21 @@ impl Batcher {
         };
         while self.flushes.len() >= MAX_CONCURRENT_FLUSHES {
             self.flushes.join_next().await;
+        }
+        // A stream that filled its batch will likely fill the next one: start that one at this
+        // size. One flushed by age has slowed down, and keeps no reservation.
+        let full =
+            buffer.table.len() >= self.limits.max_events || buffer.bytes >= self.limits.max_bytes;
+        match buffer.table.column_sizes() {
+            Some(sizes)
+                if full
+                    && (self.sizes.len() < SIZED_STREAMS || self.sizes.contains_key(&stream)) =>
+            {
+                self.sizes.insert(stream.clone(), sizes);
+            }
+            _ => {
+                self.sizes.remove(&stream);
+            }
         }
         self.spawn_flush(stream, buffer.table, buffer.acks);
     }

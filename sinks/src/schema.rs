@@ -89,7 +89,42 @@ impl Default for EventColumns {
     }
 }
 
+/// The size of a stream's last full batch. The next batch's columns start at that size instead
+/// of doubling up to it, which would copy every buffer at each step and touch twice the memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnSizes {
+    rows: usize,
+    text_bytes: [usize; Text::COUNT],
+}
+
 impl EventColumns {
+    pub fn with_capacity(sizes: &ColumnSizes) -> Self {
+        let rows = sizes.rows;
+        Self {
+            text: sizes
+                .text_bytes
+                .iter()
+                .map(|&bytes| StringBuilder::with_capacity(rows, bytes))
+                .collect(),
+            types: StringBuilder::with_capacity(rows, rows * "identify".len()),
+            times: std::array::from_fn(|_| {
+                TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC")
+            }),
+            rows: 0,
+        }
+    }
+
+    pub fn sizes(&self) -> ColumnSizes {
+        let mut text_bytes = [0; Text::COUNT];
+        for (bytes, builder) in text_bytes.iter_mut().zip(&self.text) {
+            *bytes = builder.values_slice().len();
+        }
+        ColumnSizes {
+            rows: self.rows,
+            text_bytes,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.rows
     }

@@ -5,7 +5,7 @@ use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::error::ArrowError;
 
 use crate::record::{Batch, Records, Rejected};
-use crate::schema::{EventColumns, rejected_batch};
+use crate::schema::{ColumnSizes, EventColumns, rejected_batch};
 
 /// Records bound for one stream, ready to encode.
 #[derive(Debug, Clone)]
@@ -42,9 +42,25 @@ pub enum TableBuilder {
 
 impl TableBuilder {
     pub fn for_records(records: &Records) -> Self {
-        match records {
-            Records::Events(_) => TableBuilder::Events(Box::default()),
-            Records::Rejected(_) => TableBuilder::Rejected(Vec::new()),
+        Self::sized_for(records, None)
+    }
+
+    /// A builder for this kind of record whose event columns start at `sizes`.
+    pub fn sized_for(records: &Records, sizes: Option<&ColumnSizes>) -> Self {
+        match (records, sizes) {
+            (Records::Events(_), Some(sizes)) => {
+                TableBuilder::Events(Box::new(EventColumns::with_capacity(sizes)))
+            }
+            (Records::Events(_), None) => TableBuilder::Events(Box::default()),
+            (Records::Rejected(_), _) => TableBuilder::Rejected(Vec::new()),
+        }
+    }
+
+    /// How large the event columns have grown; `None` for dead letters.
+    pub fn column_sizes(&self) -> Option<ColumnSizes> {
+        match self {
+            TableBuilder::Events(columns) => Some(columns.sizes()),
+            TableBuilder::Rejected(_) => None,
         }
     }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use eventkit_sinks::{
-    Batch, Event, EventType, ParquetSink, Records, Sink, Table, Text, TextFields, Times, open_store,
+    Batch, Event, EventType, ParquetSink, Records, Sink, Table, TableBuilder, Text, TextFields,
+    Times, open_store,
 };
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -111,4 +112,22 @@ async fn large_batches_are_split_into_row_groups_and_stay_one_file() {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
     assert_eq!(builder.metadata().num_row_groups(), 3);
     assert_eq!(builder.metadata().file_metadata().num_rows(), 150_000);
+}
+
+#[test]
+fn columns_started_at_a_previous_size_hold_the_same_rows() {
+    let events: Vec<Event> = (0..100)
+        .map(|i| event(&format!("m-{i}"), "2026-05-01T10:00:00Z"))
+        .collect();
+    let grown = TableBuilder::from_records(Records::Events(events.clone()));
+    let Some(sizes) = grown.column_sizes() else {
+        panic!("event columns have sizes")
+    };
+    let mut sized = TableBuilder::sized_for(&Records::Events(Vec::new()), Some(&sizes));
+    assert!(sized.append(Records::Events(events)).is_ok());
+    assert_eq!(sized.column_sizes(), Some(sizes));
+    let (Ok(grown), Ok(sized)) = (grown.finish("s".into()), sized.finish("s".into())) else {
+        panic!("both finish")
+    };
+    assert_eq!(grown.rows, sized.rows);
 }
