@@ -183,17 +183,11 @@ impl Batcher {
         // size. One flushed by age has slowed down, and keeps no reservation.
         let full =
             buffer.table.len() >= self.limits.max_events || buffer.bytes >= self.limits.max_bytes;
-        match buffer.table.column_sizes() {
-            Some(sizes)
-                if full
-                    && (self.sizes.len() < SIZED_STREAMS || self.sizes.contains_key(&stream)) =>
-            {
-                self.sizes.insert(stream.clone(), sizes);
-            }
-            _ => {
-                self.sizes.remove(&stream);
-            }
-        }
+        let keep = full && (self.sizes.len() < SIZED_STREAMS || self.sizes.contains_key(&stream));
+        match buffer.table.column_sizes().filter(|_| keep) {
+            Some(sizes) => self.sizes.insert(stream.clone(), sizes),
+            None => self.sizes.remove(&stream),
+        };
         self.spawn_flush(stream, buffer.table, buffer.acks);
     }
 

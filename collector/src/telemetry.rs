@@ -73,7 +73,6 @@ thread_local! {
     static STREAMS: RefCell<HashMap<String, StreamCounters>> = RefCell::new(HashMap::new());
 }
 
-#[derive(Clone)]
 pub struct StreamCounters {
     accepted: [Counter; EventType::ALL.len()],
     pub rejected: Counter,

@@ -101,7 +101,7 @@ impl Text {
 pub type TextFields<'a> = [Option<&'a str>; Text::COUNT];
 
 /// The four times of an event.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Times {
     /// Client time corrected for clock skew; `received_at` when the client sent no time.
     pub timestamp: DateTime<Utc>,
@@ -117,11 +117,7 @@ pub struct Times {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub event_type: EventType,
-    /// Client time corrected for clock skew; `received_at` when the client sent no time.
-    pub timestamp: DateTime<Utc>,
-    pub original_timestamp: Option<DateTime<Utc>>,
-    pub sent_at: Option<DateTime<Utc>>,
-    pub received_at: DateTime<Utc>,
+    pub times: Times,
     text: String,
     /// Where each field ends in `text`; a field starts where the one before it ends.
     ends: [u32; Text::COUNT],
@@ -145,10 +141,7 @@ impl Event {
         }
         Self {
             event_type,
-            timestamp: times.timestamp,
-            original_timestamp: times.original_timestamp,
-            sent_at: times.sent_at,
-            received_at: times.received_at,
+            times,
             text,
             ends,
             present,

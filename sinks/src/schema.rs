@@ -62,9 +62,9 @@ pub static REJECTED_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// The event columns that hold per-row text are [`Text::ALL`], in schema order but without
-/// `stream` and `type`: `message_id`, then the identifiers (`event` … `previous_id`), then what
-/// follows the four timestamp columns (`context_ip` … `integrations`).
+/// The per-row text columns are [`Text::ALL`], in schema order but without `stream` and `type`:
+/// `message_id`, then this many identifiers (`event` … `previous_id`), then what follows the four
+/// timestamp columns (`context_ip` … `integrations`).
 const IDENTIFIER_FIELDS: usize = 6;
 
 /// Event columns being filled, one event at a time. Appending an event copies its text into
@@ -80,18 +80,13 @@ pub struct EventColumns {
 
 impl Default for EventColumns {
     fn default() -> Self {
-        Self {
-            text: Text::ALL.iter().map(|_| StringBuilder::new()).collect(),
-            types: StringBuilder::new(),
-            times: std::array::from_fn(|_| TimestampMicrosecondBuilder::new().with_timezone("UTC")),
-            rows: 0,
-        }
+        Self::with_capacity(&ColumnSizes::default())
     }
 }
 
 /// The size of a stream's last full batch. The next batch's columns start at that size instead
 /// of doubling up to it, which would copy every buffer at each step and touch twice the memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ColumnSizes {
     rows: usize,
     text_bytes: [usize; Text::COUNT],
@@ -139,10 +134,10 @@ impl EventColumns {
         }
         self.types.append_value(event.event_type.as_str());
         let times = [
-            Some(event.timestamp),
-            event.original_timestamp,
-            event.sent_at,
-            Some(event.received_at),
+            Some(event.times.timestamp),
+            event.times.original_timestamp,
+            event.times.sent_at,
+            Some(event.times.received_at),
         ];
         for (builder, time) in self.times.iter_mut().zip(times) {
             builder.append_option(time.map(|t| t.timestamp_micros()));

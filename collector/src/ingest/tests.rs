@@ -137,8 +137,8 @@ fn enrichment_fills_ids_times_and_ip() {
         stamp,
         Some((at("2026-05-01T10:00:00Z").timestamp() as u64, 0))
     );
-    assert_eq!(event.timestamp, at("2026-05-01T10:00:00Z"));
-    assert_eq!(event.received_at, at("2026-05-01T10:00:00Z"));
+    assert_eq!(event.times.timestamp, at("2026-05-01T10:00:00Z"));
+    assert_eq!(event.times.received_at, at("2026-05-01T10:00:00Z"));
     assert_eq!(event.text(Text::ContextIp), Some("203.0.113.7"));
     assert_eq!(event.text(Text::Context), Some(r#"{"ip":"203.0.113.7"}"#));
 
@@ -151,8 +151,11 @@ fn enrichment_fills_ids_times_and_ip() {
     };
     assert_eq!(skewed.text(Text::UserId), Some("7"));
     assert_eq!(skewed.message_id(), "m-1");
-    assert_eq!(skewed.timestamp, at("2026-05-01T09:59:30Z"));
-    assert_eq!(skewed.original_timestamp, Some(at("2026-05-01T11:00:00Z")));
+    assert_eq!(skewed.times.timestamp, at("2026-05-01T09:59:30Z"));
+    assert_eq!(
+        skewed.times.original_timestamp,
+        Some(at("2026-05-01T11:00:00Z"))
+    );
     assert_eq!(skewed.text(Text::ContextIp), Some("198.51.100.1"));
     assert_eq!(skewed.text(Text::ContextUserAgent), Some("UA"));
     assert_eq!(skewed.text(Text::ContextLibraryName), Some("lib"));
@@ -181,7 +184,7 @@ fn batch_context_is_merged_and_event_keys_win() {
     assert_eq!(page.text(Text::PageUrl), Some("https://x.test/"));
     assert_eq!(page.text(Text::PageTitle), Some("Home"));
     assert_eq!(page.text(Text::PageReferrer), Some("https://r.test/"));
-    assert_eq!(page.timestamp, at("2026-05-01T09:59:50Z"));
+    assert_eq!(page.times.timestamp, at("2026-05-01T09:59:50Z"));
     let context: serde_json::Value =
         serde_json::from_str(page.text(Text::Context).unwrap_or("null")).unwrap_or_default();
     assert_eq!(context["locale"], "de");

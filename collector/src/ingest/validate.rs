@@ -86,14 +86,8 @@ pub(super) fn parsed(
         }
     }
 
-    let context: Option<Cow<str>> = match shared.context {
-        Some(defaults) => merge_defaults(wire.context, defaults).map(Cow::Owned),
-        None => wire.context.map(|c| Cow::Borrowed(c.get())),
-    };
-    let integrations: Option<Cow<str>> = match shared.integrations {
-        Some(defaults) => merge_defaults(wire.integrations, defaults).map(Cow::Owned),
-        None => wire.integrations.map(|c| Cow::Borrowed(c.get())),
-    };
+    let context = with_defaults(wire.context, shared.context);
+    let integrations = with_defaults(wire.integrations, shared.integrations);
     let view: ContextView = context
         .as_deref()
         .and_then(|c| serde_json::from_str(c).ok())
@@ -156,6 +150,18 @@ fn generated_message_id(received_at: DateTime<Utc>, buffer: &mut [u8]) -> &str {
         received_at.timestamp_subsec_nanos(),
     );
     uuid::Uuid::new_v7(stamp).hyphenated().encode_lower(buffer)
+}
+
+/// The event's object with the batch's defaults merged in, or the event's own text as it came
+/// when the batch has none.
+fn with_defaults<'a>(
+    own: Option<&'a RawValue>,
+    defaults: Option<&RawValue>,
+) -> Option<Cow<'a, str>> {
+    match defaults {
+        Some(defaults) => merge_defaults(own, defaults).map(Cow::Owned),
+        None => own.map(|o| Cow::Borrowed(o.get())),
+    }
 }
 
 fn non_empty(value: Option<Cow<str>>) -> Option<Cow<str>> {

@@ -35,6 +35,10 @@ fn pack(events: u64, kib: u64) -> u64 {
     events | (kib << 32)
 }
 
+fn unpack(free: u64) -> (u64, u64) {
+    (free & LOW, free >> 32)
+}
+
 impl Capacity {
     fn new(events: usize, bytes: usize) -> Self {
         let events = (events as u64).min(LOW);
@@ -47,14 +51,13 @@ impl Capacity {
     }
 
     fn free(&self) -> (u64, u64) {
-        let free = self.free.load(Ordering::Relaxed);
-        (free & LOW, free >> 32)
+        unpack(self.free.load(Ordering::Relaxed))
     }
 
     fn try_take(&self, events: u64, kib: u64) -> bool {
         self.free
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
-                let (free_events, free_kib) = (free & LOW, free >> 32);
+                let (free_events, free_kib) = unpack(free);
                 (free_events >= events && free_kib >= kib)
                     .then(|| pack(free_events - events, free_kib - kib))
             })
@@ -72,17 +75,17 @@ impl Capacity {
     }
 }
 
-/// What the channel carries: a request's batch with the capacity it holds, and the mark that
-/// the producing side has closed. The consumer turns a batch into a [`Delivery`] with its ack,
-/// so the request path allocates no ack and touches no reference count.
+/// What the channel carries: a request's batch with its measured size, and the mark that the
+/// producing side has closed. The consumer turns a batch into a [`Delivery`] with its ack, so
+/// the request path allocates no ack and touches no reference count.
 enum Message {
-    Batch {
-        batch: Batch,
-        events: u64,
-        kib: u64,
-        approx_bytes: usize,
-    },
+    Batch { batch: Batch, approx_bytes: usize },
     Closed,
+}
+
+/// The capacity a batch holds: its records, and its size in KiB.
+fn held(batch: &Batch, approx_bytes: usize) -> (u64, u64) {
+    (batch.records.len() as u64, kib(approx_bytes))
 }
 
 pub struct InProcessQueue {
@@ -129,11 +132,11 @@ impl Queue for InProcessQueue {
         }
         // Sizing a batch is a sum over its records of lengths already known, cheap enough to
         // do twice rather than keep the sizes.
-        let size = |batch: &Batch| (batch.records.len() as u64, batch.records.approx_bytes());
         let (mut events, mut kibs) = (0, 0);
-        for (batch_events, approx_bytes) in batches.iter().map(size) {
+        for batch in &batches {
+            let (batch_events, batch_kib) = held(batch, batch.records.approx_bytes());
             events += batch_events;
-            kibs += kib(approx_bytes);
+            kibs += batch_kib;
         }
         if events > self.capacity.events {
             return Err(QueueError::TooLarge(format!(
@@ -147,15 +150,16 @@ impl Queue for InProcessQueue {
             return Err(QueueError::Full);
         }
         for batch in batches {
-            let (batch_events, approx_bytes) = size(&batch);
-            let batch_kib = kib(approx_bytes);
-            let message = Message::Batch {
-                batch,
-                events: batch_events,
-                kib: batch_kib,
-                approx_bytes,
-            };
-            if self.sender.send(message).is_err() {
+            let approx_bytes = batch.records.approx_bytes();
+            let (batch_events, batch_kib) = held(&batch, approx_bytes);
+            if self
+                .sender
+                .send(Message::Batch {
+                    batch,
+                    approx_bytes,
+                })
+                .is_err()
+            {
                 // The consumer is gone: what was not sent goes back.
                 self.capacity.give_back(events, kibs);
                 return Err(QueueError::Closed);
@@ -199,10 +203,9 @@ impl Consumer for InProcessConsumer {
                 match message {
                     Message::Batch {
                         batch,
-                        events,
-                        kib,
                         approx_bytes,
                     } => {
+                        let (events, kib) = held(&batch, approx_bytes);
                         let capacity = self.capacity.clone();
                         into.push(Delivery {
                             batch,
