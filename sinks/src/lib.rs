@@ -8,6 +8,7 @@ pub mod schema;
 pub mod sink;
 pub mod store;
 pub mod table;
+mod text_column;
 
 pub use parquet_sink::ParquetSink;
 pub use record::{

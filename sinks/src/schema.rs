@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 
 use crate::record::{Event, Rejected, Text};
+use crate::text_column::TextColumn;
 
 fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -71,7 +72,7 @@ const IDENTIFIER_FIELDS: usize = 6;
 /// the column buffers while it is still in cache; the event itself can then be freed, so a
 /// buffered event costs its bytes rather than a struct and a handful of allocations.
 pub struct EventColumns {
-    text: Vec<StringBuilder>,
+    text: Vec<TextColumn>,
     types: StringBuilder,
     /// `timestamp`, `original_timestamp`, `sent_at`, `received_at`.
     times: [TimestampMicrosecondBuilder; 4],
@@ -99,7 +100,7 @@ impl EventColumns {
             text: sizes
                 .text_bytes
                 .iter()
-                .map(|&bytes| StringBuilder::with_capacity(rows, bytes))
+                .map(|&bytes| TextColumn::with_capacity(rows, bytes))
                 .collect(),
             types: StringBuilder::with_capacity(rows, rows * "identify".len()),
             times: std::array::from_fn(|_| {
@@ -112,7 +113,7 @@ impl EventColumns {
     pub fn sizes(&self) -> ColumnSizes {
         let mut text_bytes = [0; Text::COUNT];
         for (bytes, builder) in text_bytes.iter_mut().zip(&self.text) {
-            *bytes = builder.values_slice().len();
+            *bytes = builder.text_bytes();
         }
         ColumnSizes {
             rows: self.rows,
@@ -130,7 +131,7 @@ impl EventColumns {
 
     pub fn push(&mut self, event: &Event) {
         for (builder, field) in self.text.iter_mut().zip(Text::ALL) {
-            builder.append_option(event.text(field));
+            builder.append(event.text(field));
         }
         self.types.append_value(event.event_type.as_str());
         let times = [
@@ -148,10 +149,7 @@ impl EventColumns {
     /// The rows pushed so far as a record batch of [`EVENT_SCHEMA`]; the builder is left empty.
     pub fn finish(&mut self, stream: &str) -> Result<RecordBatch, ArrowError> {
         let rows = std::mem::take(&mut self.rows);
-        let mut finished = self
-            .text
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef);
+        let mut finished = self.text.iter_mut().map(TextColumn::finish);
         let mut take = |count: usize| finished.by_ref().take(count).collect::<Vec<_>>();
         let message_id = take(1);
         let identifiers = take(IDENTIFIER_FIELDS);
