@@ -8,6 +8,7 @@
 # usage: benchmarks/wrk/compare.sh [pairs=20] [seconds-per-round=3]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source benchmarks/wrk/pairs.sh
 
 pairs=${1:-20}
 seconds=${2:-3}
@@ -41,18 +42,8 @@ echo "collector RSS at rest: $(awk '/VmRSS/ {print $2, $3}' "/proc/$collector/st
 round 18081 >/dev/null # warm-up, both
 round 18080 >/dev/null
 echo "pair  bare req/s  p99  eventkit req/s  p99  ratio"
-for i in $(seq "$pairs"); do
-  if ((i % 2)); then
-    b=$(round 18081)
-    e=$(round 18080)
-  else
-    e=$(round 18080)
-    b=$(round 18081)
-  fi
-  echo "$i $b $e" | awk '{printf "%4d  %10.0f  %s  %14.0f  %s  %.3f\n", $1, $2, $3, $4, $5, $4 / $2}'
-done | tee "$data/pairs"
+paired_rounds "$pairs" 18081 18080 |
+  awk '{printf "%4d  %10.0f  %s  %14.0f  %s  %.3f\n", $1, $2, $3, $4, $5, $4 / $2}' |
+  tee "$data/pairs"
 echo "collector RSS peak: $(awk '/VmHWM/ {print $2, $3}' "/proc/$collector/status")"
-sort -n -k6 "$data/pairs" | awk '{r[NR] = $6} END {
-  median = (NR % 2) ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2
-  printf "ratio: median %.3f, lowest %.3f, highest %.3f over %d pairs\n", median, r[1], r[NR], NR
-}'
+median_of 6 ratio <"$data/pairs"
