@@ -79,12 +79,6 @@ pub struct EventColumns {
     rows: usize,
 }
 
-impl Default for EventColumns {
-    fn default() -> Self {
-        Self::with_capacity(&ColumnSizes::default())
-    }
-}
-
 /// The size of a stream's last full batch. The next batch's columns start at that size instead
 /// of doubling up to it, which would copy every buffer at each step and touch twice the memory.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

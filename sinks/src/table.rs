@@ -47,12 +47,12 @@ impl TableBuilder {
 
     /// A builder for this kind of record whose event columns start at `sizes`.
     pub fn sized_for(records: &Records, sizes: Option<&ColumnSizes>) -> Self {
-        match (records, sizes) {
-            (Records::Events(_), Some(sizes)) => {
-                TableBuilder::Events(Box::new(EventColumns::with_capacity(sizes)))
+        match records {
+            Records::Events(_) => {
+                let sizes = sizes.copied().unwrap_or_default();
+                TableBuilder::Events(Box::new(EventColumns::with_capacity(&sizes)))
             }
-            (Records::Events(_), None) => TableBuilder::Events(Box::default()),
-            (Records::Rejected(_), _) => TableBuilder::Rejected(Vec::new()),
+            Records::Rejected(_) => TableBuilder::Rejected(Vec::new()),
         }
     }
 
