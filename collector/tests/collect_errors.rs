@@ -1,10 +1,8 @@
 //! Rejections, dead letters, limits and back-pressure on `POST /collect`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::TestServer;
 use serde_json::json;
+
+use crate::common::TestServer;
 
 #[tokio::test]
 async fn mixed_request_accepts_good_events_and_dead_letters_bad_ones() {

@@ -1,10 +1,8 @@
 //! Events in through `POST /collect`, exact rows out of the Parquet files.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::TestServer;
 use serde_json::{Value, json};
+
+use crate::common::TestServer;
 
 fn by_message_id(rows: Vec<Value>, id: &str) -> Value {
     rows.into_iter()

@@ -1,20 +1,16 @@
 //! Events → collector (async mode) → Parquet in a GCS emulator → downloaded through the
 //! emulator's own JSON API → exact rows, checked by our reader, pyarrow and DuckDB; and a 30 s
 //! storage outage in the middle of a run, after which every accepted event is there exactly once.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-#[path = "../../sinks/tests/gcs_support/mod.rs"]
-mod gcs_support;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{TestServer, python, read_rows};
 use futures::StreamExt as _;
-use gcs_support::FakeGcs;
 use serde_json::{Value, json};
+
+use crate::common::{self, TestServer, python, read_rows};
+use crate::gcs_support::FakeGcs;
 
 const PREFIX: &str = "events";
 
@@ -231,7 +227,7 @@ async fn storage_outage_of_30s_loses_and_duplicates_nothing() {
 /// The figures in specs/gcs.md: end-to-end events/s into the GCS emulator and into the local
 /// filesystem with the same batch settings, and Parquet vs JSON bytes per event. Slow and only
 /// meaningful in release builds, so run on demand:
-/// `cargo test --release -p eventkit --test gcs_e2e figures -- --ignored --nocapture`
+/// `cargo test --release -p eventkit --test integration gcs_e2e::figures -- --ignored --nocapture`
 #[tokio::test]
 #[ignore]
 async fn figures() {

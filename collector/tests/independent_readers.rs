@@ -1,12 +1,10 @@
 //! The files are ordinary Parquet: DuckDB and pyarrow, installed from PyPI, read them as a user
 //! would, Hive partitions and UTC timestamps included.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use chrono::Timelike;
-use common::{TestServer, python};
 use serde_json::json;
+
+use crate::common::{TestServer, python};
 
 const DUCKDB_QUERY: &str = r#"
 import duckdb, json, sys

@@ -1,18 +1,16 @@
 //! The Segment HTTP Tracking API on the wire: keys, encodings, limits, response shapes, CORS
 //! and the analytics.js settings document.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::io::Write;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::TestServer;
 use eventkit::config::{Config, parse_pairs};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
+
+use crate::common::TestServer;
 
 const WEB_KEY: &str = "wk-web-123";
 const APP_KEY: &str = "wk-app-456";

@@ -1,16 +1,14 @@
 //! Real Segment SDKs — analytics-python, analytics-node, and analytics.js in headless
 //! Chromium — sending to a collector started here, with only their host changed.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
-mod sdk;
 
 use std::process::Stdio;
 
-use common::TestServer;
 use eventkit::config::parse_pairs;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::common::{self, TestServer};
+use crate::sdk;
 
 const KEY: &str = "sdk-test-key";
 

@@ -1,8 +1,5 @@
 //! The GCS store against a real GCS emulator (fake-gcs-server), through the same code the
 //! collector runs in production; only the endpoint and credentials differ.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod gcs_support;
 
 use std::sync::Arc;
 
@@ -10,12 +7,13 @@ use base64::Engine as _;
 use bytes::Bytes;
 use eventkit_sinks::store::gcs::{GcsOptions, GcsStore};
 use futures::TryStreamExt as _;
-use gcs_support::FakeGcs;
 use md5::Digest as _;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, integration};
 use tokio::io::AsyncWriteExt as _;
+
+use crate::gcs_support::FakeGcs;
 
 const MIB: usize = 1024 * 1024;
 

@@ -1,6 +1,5 @@
 //! The Parquet sink over an in-memory store: files land in the partition of their hour, whole,
 //! with every row.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 

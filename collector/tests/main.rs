@@ -1,0 +1,15 @@
+//! Every integration test of the collector, built as one binary: each binary links the whole
+//! dependency tree, so one instead of six saves minutes of linking and gigabytes of disk.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "../../sinks/tests/gcs_support/mod.rs"]
+mod gcs_support;
+mod sdk;
+
+mod collect_errors;
+mod collect_rows;
+mod gcs_e2e;
+mod independent_readers;
+mod segment_api;
+mod segment_sdks;

@@ -1,0 +1,7 @@
+//! Every integration test of the sinks, built as one binary (one link of the dependency tree).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod gcs_support;
+
+mod gcs_store;
+mod parquet_sink;
