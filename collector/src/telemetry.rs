@@ -2,10 +2,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use eventkit_sinks::EventType;
-use metrics::Counter;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -59,60 +59,154 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-/// Streams whose counter handles are kept. Stream names come from clients, so the cache is
-/// bounded; requests to streams past it are still counted, only without the shortcut.
-const CACHED_STREAMS: usize = 1024;
+/// The metrics in Prometheus text, as `/metrics` serves them: the ingest counts as of now.
+pub fn render(prometheus: &PrometheusHandle) -> String {
+    IngestCounters.publish();
+    prometheus.render()
+}
 
-/// Per-stream counter handles, so a request neither builds label sets nor looks them up in the
-/// metrics registry: at tens of thousands of requests a second that lookup shows in profiles.
-/// The handles are cached per thread: a shared cache behind a lock would have every request on
-/// every core write the lock's word, and that contention costs more than the lookup it saves.
-pub struct IngestCounters;
+/// Streams each thread keeps counts of its own for. Stream names come from clients, so this is
+/// bounded; a thread's streams past it share one set of counts per stream, behind a lock.
+const COUNTED_STREAMS: usize = 1024;
+
+/// One thread's counts for one stream. Requests count into their own thread's counts, so the
+/// cache line they write stays with that core: counters shared by every core (as the metrics
+/// registry's are) moved their line between the cores on every request, which showed in
+/// profiles at tens of thousands of requests a second. `/metrics` adds every thread's up.
+#[repr(align(64))]
+pub struct StreamCounts {
+    stream: String,
+    accepted: [AtomicU64; EventType::ALL.len()],
+    rejected: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl StreamCounts {
+    fn new(stream: &str) -> Arc<Self> {
+        Arc::new(Self {
+            stream: stream.to_owned(),
+            accepted: Default::default(),
+            rejected: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        })
+    }
+
+    pub fn accepted(&self, event_type: EventType, count: u64) {
+        // `ALL` lists the variants in declaration order.
+        self.accepted[event_type as usize].fetch_add(count, Ordering::Relaxed);
+    }
+
+    pub fn rejected(&self, count: u64) {
+        self.rejected.fetch_add(count, Ordering::Relaxed);
+    }
+
+    pub fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every set of counts ever handed out, for `/metrics` to add up by stream.
+#[derive(Default)]
+struct AllCounts {
+    per_thread: Vec<Arc<StreamCounts>>,
+    /// Streams past a thread's own [`COUNTED_STREAMS`], shared by all threads.
+    shared: HashMap<String, Arc<StreamCounts>>,
+}
+
+static ALL_COUNTS: LazyLock<Mutex<AllCounts>> = LazyLock::new(Mutex::default);
+
+#[derive(Default)]
+struct ThreadCounts {
+    /// The stream counted last, looked at before the map: most requests on a thread go to the
+    /// stream the one before went to, and comparing names is cheaper than hashing one.
+    last: Option<Arc<StreamCounts>>,
+    streams: HashMap<String, Arc<StreamCounts>>,
+}
 
 thread_local! {
-    static STREAMS: RefCell<HashMap<String, StreamCounters>> = RefCell::new(HashMap::new());
+    static THREAD_COUNTS: RefCell<ThreadCounts> = RefCell::default();
 }
 
-pub struct StreamCounters {
-    accepted: [Counter; EventType::ALL.len()],
-    pub rejected: Counter,
-    pub refused: Counter,
-}
-
-impl StreamCounters {
-    fn new(stream: &str) -> Self {
-        Self {
-            accepted: EventType::ALL.map(|event_type| {
-                metrics::counter!(EVENTS_ACCEPTED, "stream" => stream.to_owned(), "type" => event_type.as_str())
-            }),
-            rejected: metrics::counter!(EVENTS_REJECTED, "stream" => stream.to_owned()),
-            refused: metrics::counter!(REQUESTS_REFUSED, "stream" => stream.to_owned()),
-        }
-    }
-
-    pub fn accepted(&self, event_type: EventType) -> &Counter {
-        // `ALL` lists the variants in declaration order.
-        &self.accepted[event_type as usize]
-    }
-}
+/// Per-stream ingest counters: accepted events by type, rejected events, refused requests.
+pub struct IngestCounters;
 
 impl IngestCounters {
-    pub fn for_stream<R>(&self, stream: &str, count: impl FnOnce(&StreamCounters) -> R) -> R {
-        STREAMS.with(|streams| {
-            // Only a re-entrant call could find the cache borrowed; it then counts uncached.
-            let Ok(mut streams) = streams.try_borrow_mut() else {
-                return count(&StreamCounters::new(stream));
+    /// This thread's counts for `stream`.
+    pub fn for_stream(&self, stream: &str) -> Arc<StreamCounts> {
+        THREAD_COUNTS.with(|cell| {
+            // Only a re-entrant call could find it borrowed; it then counts in the shared set.
+            let Ok(mut counts) = cell.try_borrow_mut() else {
+                return shared_counts(stream);
             };
-            if let Some(counters) = streams.get(stream) {
-                return count(counters);
+            if let Some(last) = counts.last.as_ref().filter(|last| last.stream == stream) {
+                return last.clone();
             }
-            let counters = StreamCounters::new(stream);
-            let counted = count(&counters);
-            if streams.len() < CACHED_STREAMS {
-                streams.insert(stream.to_owned(), counters);
-            }
-            counted
+            let found = match counts.streams.get(stream) {
+                Some(found) => found.clone(),
+                None if counts.streams.len() < COUNTED_STREAMS => {
+                    let created = StreamCounts::new(stream);
+                    all_counts().per_thread.push(created.clone());
+                    counts.streams.insert(stream.to_owned(), created.clone());
+                    created
+                }
+                None => return shared_counts(stream),
+            };
+            counts.last = Some(found.clone());
+            found
         })
+    }
+
+    /// Hands the counts to the metrics registry; runs before each `/metrics` render.
+    pub fn publish(&self) {
+        let all = all_counts();
+        let mut totals: HashMap<&str, Totals> = HashMap::new();
+        for counts in all.per_thread.iter().chain(all.shared.values()) {
+            totals
+                .entry(counts.stream.as_str())
+                .or_default()
+                .add(counts);
+        }
+        for (stream, totals) in totals {
+            for (event_type, count) in EventType::ALL.into_iter().zip(totals.accepted) {
+                metrics::counter!(EVENTS_ACCEPTED, "stream" => stream.to_owned(), "type" => event_type.as_str())
+                    .absolute(count);
+            }
+            metrics::counter!(EVENTS_REJECTED, "stream" => stream.to_owned())
+                .absolute(totals.rejected);
+            metrics::counter!(REQUESTS_REFUSED, "stream" => stream.to_owned())
+                .absolute(totals.refused);
+        }
+    }
+}
+
+/// The counts are plain numbers, whole at every step: a panic elsewhere while the lock was held
+/// leaves nothing half-done, so a poisoned lock is used as it is.
+fn all_counts() -> MutexGuard<'static, AllCounts> {
+    ALL_COUNTS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn shared_counts(stream: &str) -> Arc<StreamCounts> {
+    all_counts()
+        .shared
+        .entry(stream.to_owned())
+        .or_insert_with(|| StreamCounts::new(stream))
+        .clone()
+}
+
+#[derive(Default)]
+struct Totals {
+    accepted: [u64; EventType::ALL.len()],
+    rejected: u64,
+    refused: u64,
+}
+
+impl Totals {
+    fn add(&mut self, counts: &StreamCounts) {
+        for (total, count) in self.accepted.iter_mut().zip(&counts.accepted) {
+            *total += count.load(Ordering::Relaxed);
+        }
+        self.rejected += counts.rejected.load(Ordering::Relaxed);
+        self.refused += counts.refused.load(Ordering::Relaxed);
     }
 }
 

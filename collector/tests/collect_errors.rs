@@ -269,7 +269,7 @@ async fn health_ready_and_metrics() {
     assert_eq!(status, 202);
     server.stop().await;
     // Metrics are process-wide; this stream name is used by this test only.
-    let text = eventkit::telemetry::prometheus().render();
+    let text = eventkit::telemetry::render(&eventkit::telemetry::prometheus());
     for line in [
         "eventkit_events_accepted_total{stream=\"metered\",type=\"identify\"} 1",
         "eventkit_events_accepted_total{stream=\"metered\",type=\"page\"} 1",

@@ -34,6 +34,6 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!(telemetry::QUEUE_DEPTH).set(state.queue.depth() as f64);
-    let text = state.prometheus.render();
+    let text = telemetry::render(&state.prometheus);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -2,6 +2,7 @@
 //! which stream the request may write to, enqueue accepted events and dead letters together,
 //! count them. Nothing is enqueued for a request that fails authentication.
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::ConnectInfo;
@@ -52,10 +53,11 @@ pub async fn submit(
         Destination::BodyKeyFor(stream) => (stream, BodyKey::MustMatch),
         Destination::BodyKey => (String::new(), BodyKey::ChoosesStream),
     };
+    let peer = PeerText::of(parts);
     let mut info = RequestInfo {
         stream,
         received_at: Utc::now(),
-        client_ip: client_ip(parts, state.trust_forwarded_for),
+        client_ip: client_ip(parts, state.trust_forwarded_for, &peer),
         implied_type,
     };
     let mut outcome = ingest(body, &info)?;
@@ -77,6 +79,8 @@ pub async fn submit(
     let rejected = outcome.rejections();
     let accepted = outcome.events.len();
 
+    // Looked up before the stream's name moves into the batch, so the name is not copied.
+    let counts = state.counters.for_stream(&info.stream);
     let mut batches = Vec::with_capacity(2);
     let mut per_type = [0u64; EventType::ALL.len()];
     if !outcome.events.is_empty() {
@@ -84,7 +88,7 @@ pub async fn submit(
             per_type[event.event_type as usize] += 1;
         }
         batches.push(Batch {
-            stream: info.stream.clone(),
+            stream: info.stream,
             records: Records::Events(outcome.events),
         });
     }
@@ -95,20 +99,18 @@ pub async fn submit(
         });
     }
     let enqueued = state.queue.enqueue(batches).await;
-    state.counters.for_stream(&info.stream, |counters| {
-        if enqueued.is_err() {
-            counters.refused.increment(1);
-            return;
-        }
+    if enqueued.is_err() {
+        counts.refused();
+    } else {
         for (event_type, count) in EventType::ALL.into_iter().zip(per_type) {
             if count > 0 {
-                counters.accepted(event_type).increment(count);
+                counts.accepted(event_type, count);
             }
         }
         if !rejected.is_empty() {
-            counters.rejected.increment(rejected.len() as u64);
+            counts.rejected(rejected.len() as u64);
         }
-    });
+    }
     enqueued?;
     if accepted == 0 {
         // Every event was refused: a client error, though the dead letters are already kept.
@@ -117,8 +119,12 @@ pub async fn submit(
     Ok(Submitted { accepted, rejected })
 }
 
-/// The peer address, or the first `X-Forwarded-For` hop when configured to trust the proxy.
-fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
+/// The first `X-Forwarded-For` hop when configured to trust the proxy, else the peer address.
+fn client_ip<'a>(
+    parts: &'a Parts,
+    trust_forwarded_for: bool,
+    peer: &'a PeerText,
+) -> Option<&'a str> {
     if trust_forwarded_for
         && let Some(first) = parts
             .headers
@@ -128,34 +134,68 @@ fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
             .map(str::trim)
             .filter(|v| !v.is_empty())
     {
-        return Some(first.to_owned());
+        return Some(first);
     }
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| ip_text(addr.ip()))
+    peer.as_str()
 }
 
-/// An address as text. IPv4, nearly every peer, is written digit by digit: the general
-/// formatter costs as much as the rest of the enrichment put together.
-fn ip_text(ip: IpAddr) -> String {
-    let IpAddr::V4(v4) = ip else {
-        return ip.to_string();
-    };
-    let mut text = String::with_capacity("255.255.255.255".len());
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            text.push('.');
+/// The longest text of an address: an IPv4-mapped IPv6 one.
+const ADDRESS_TEXT_BYTES: usize = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".len();
+
+/// The peer's address as text, kept on the stack: every request needs it, and it is copied into
+/// the event anyway.
+struct PeerText {
+    bytes: [u8; ADDRESS_TEXT_BYTES],
+    len: usize,
+}
+
+impl PeerText {
+    fn of(parts: &Parts) -> Self {
+        let mut text = Self {
+            bytes: [0; ADDRESS_TEXT_BYTES],
+            len: 0,
+        };
+        if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            text.write(addr.ip());
         }
-        if octet >= 100 {
-            text.push(char::from(b'0' + octet / 100));
-        }
-        if octet >= 10 {
-            text.push(char::from(b'0' + octet / 10 % 10));
-        }
-        text.push(char::from(b'0' + octet % 10));
+        text
     }
-    text
+
+    fn as_str(&self) -> Option<&str> {
+        let text = std::str::from_utf8(self.bytes.get(..self.len)?).ok()?;
+        (!text.is_empty()).then_some(text)
+    }
+
+    /// IPv4, nearly every peer, is written digit by digit: the general formatter costs as much
+    /// as the rest of the enrichment put together.
+    fn write(&mut self, ip: IpAddr) {
+        let IpAddr::V4(v4) = ip else {
+            let mut rest = &mut self.bytes[..];
+            if write!(rest, "{ip}").is_ok() {
+                self.len = ADDRESS_TEXT_BYTES - rest.len();
+            }
+            return;
+        };
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.push(b'.');
+            }
+            if octet >= 100 {
+                self.push(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                self.push(b'0' + octet / 10 % 10);
+            }
+            self.push(b'0' + octet % 10);
+        }
+    }
+
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -171,11 +211,18 @@ mod tests {
             "192.168.100.20",
             "::1",
             "2001:db8::7",
+            "::ffff:255.255.255.255",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
         ] {
             let Ok(parsed) = ip.parse::<IpAddr>() else {
                 panic!("{ip}")
             };
-            assert_eq!(ip_text(parsed), parsed.to_string());
+            let mut text = PeerText {
+                bytes: [0; ADDRESS_TEXT_BYTES],
+                len: 0,
+            };
+            text.write(parsed);
+            assert_eq!(text.as_str(), Some(parsed.to_string().as_str()));
         }
     }
 }

@@ -22,10 +22,11 @@ pub const MAX_EVENTS_PER_REQUEST: usize = 2_500;
 
 /// What the server knows about a request, independent of its body.
 #[derive(Debug, Clone)]
-pub struct RequestInfo {
+pub struct RequestInfo<'a> {
     pub stream: String,
     pub received_at: DateTime<Utc>,
-    pub client_ip: Option<String>,
+    /// Borrowed from the request's headers or from text formatted on the handler's stack.
+    pub client_ip: Option<&'a str>,
     /// For single-event endpoints such as `/v1/track`, the type the path implies.
     pub implied_type: Option<EventType>,
 }
@@ -177,7 +178,7 @@ fn rejected(raw: &str, index: usize, error: String, info: &RequestInfo) -> Rejec
         index: u32::try_from(index).unwrap_or(u32::MAX),
         error,
         raw: raw.to_owned(),
-        context_ip: info.client_ip.clone(),
+        context_ip: info.client_ip.map(str::to_owned),
     }
 }
 

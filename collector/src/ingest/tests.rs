@@ -3,11 +3,11 @@ use eventkit_sinks::Text;
 
 use super::*;
 
-fn info() -> RequestInfo {
+fn info() -> RequestInfo<'static> {
     RequestInfo {
         stream: "web".into(),
         received_at: time::parse("2026-05-01T10:00:00Z").unwrap_or_default(),
-        client_ip: Some("203.0.113.7".into()),
+        client_ip: Some("203.0.113.7"),
         implied_type: None,
     }
 }
