@@ -5,6 +5,7 @@ mod body;
 mod collect;
 mod cors;
 mod error;
+mod peer;
 mod probes;
 mod segment;
 mod submit;

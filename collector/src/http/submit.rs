@@ -2,16 +2,13 @@
 //! which stream the request may write to, enqueue accepted events and dead letters together,
 //! count them. Nothing is enqueued for a request that fails authentication.
 
-use std::io::Write;
-use std::net::{IpAddr, SocketAddr};
-
-use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use chrono::Utc;
 use eventkit_sinks::{Batch, EventType, REJECTED_STREAM, Records};
 
 use super::AppState;
 use super::error::ApiError;
+use super::peer::{PeerText, client_ip};
 use crate::ingest::{RejectedEvent, RequestInfo, ingest};
 
 /// Where a request's events go, as far as is known before its body is parsed.
@@ -117,112 +114,4 @@ pub async fn submit(
         return Err(ApiError::NoValidEvents(rejected));
     }
     Ok(Submitted { accepted, rejected })
-}
-
-/// The first `X-Forwarded-For` hop when configured to trust the proxy, else the peer address.
-fn client_ip<'a>(
-    parts: &'a Parts,
-    trust_forwarded_for: bool,
-    peer: &'a PeerText,
-) -> Option<&'a str> {
-    if trust_forwarded_for
-        && let Some(first) = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    {
-        return Some(first);
-    }
-    peer.as_str()
-}
-
-/// The longest text of an address: an IPv4-mapped IPv6 one.
-const ADDRESS_TEXT_BYTES: usize = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".len();
-
-/// The peer's address as text, kept on the stack: every request needs it, and it is copied into
-/// the event anyway.
-struct PeerText {
-    bytes: [u8; ADDRESS_TEXT_BYTES],
-    len: usize,
-}
-
-impl PeerText {
-    fn of(parts: &Parts) -> Self {
-        let mut text = Self {
-            bytes: [0; ADDRESS_TEXT_BYTES],
-            len: 0,
-        };
-        if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            text.write(addr.ip());
-        }
-        text
-    }
-
-    fn as_str(&self) -> Option<&str> {
-        let text = std::str::from_utf8(self.bytes.get(..self.len)?).ok()?;
-        (!text.is_empty()).then_some(text)
-    }
-
-    /// IPv4, nearly every peer, is written digit by digit: the general formatter costs as much
-    /// as the rest of the enrichment put together.
-    fn write(&mut self, ip: IpAddr) {
-        let IpAddr::V4(v4) = ip else {
-            let mut rest = &mut self.bytes[..];
-            if write!(rest, "{ip}").is_ok() {
-                self.len = ADDRESS_TEXT_BYTES - rest.len();
-            }
-            return;
-        };
-        for (i, octet) in v4.octets().into_iter().enumerate() {
-            if i > 0 {
-                self.push(b'.');
-            }
-            if octet >= 100 {
-                self.push(b'0' + octet / 100);
-            }
-            if octet >= 10 {
-                self.push(b'0' + octet / 10 % 10);
-            }
-            self.push(b'0' + octet % 10);
-        }
-    }
-
-    fn push(&mut self, byte: u8) {
-        if let Some(slot) = self.bytes.get_mut(self.len) {
-            *slot = byte;
-            self.len += 1;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_read_as_the_standard_formatter_writes_them() {
-        for ip in [
-            "0.0.0.0",
-            "127.0.0.1",
-            "10.200.9.255",
-            "192.168.100.20",
-            "::1",
-            "2001:db8::7",
-            "::ffff:255.255.255.255",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-        ] {
-            let Ok(parsed) = ip.parse::<IpAddr>() else {
-                panic!("{ip}")
-            };
-            let mut text = PeerText {
-                bytes: [0; ADDRESS_TEXT_BYTES],
-                len: 0,
-            };
-            text.write(parsed);
-            assert_eq!(text.as_str(), Some(parsed.to_string().as_str()));
-        }
-    }
 }
