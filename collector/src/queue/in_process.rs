@@ -165,8 +165,8 @@ pub struct InProcessConsumer {
     finished: bool,
 }
 
-/// Shards per core: enough that the runtime's worker threads (one per core) each get their own
-/// even when other threads took shards first.
+/// Shards per core: the runtime's worker threads (one per core) rarely share one, even when a
+/// few other threads enqueue too. A shared shard is still correct, only contended.
 const SHARDS_PER_CORE: usize = 2;
 
 impl InProcessQueue {
