@@ -38,14 +38,18 @@ pub struct PeerText {
 
 impl PeerText {
     pub fn of(parts: &Parts) -> Self {
-        let mut text = Self {
-            bytes: [0; ADDRESS_TEXT_BYTES],
-            len: 0,
-        };
+        let mut text = Self::empty();
         if let Some(ConnectInfo(addr)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
             text.write(addr.ip());
         }
         text
+    }
+
+    fn empty() -> Self {
+        Self {
+            bytes: [0; ADDRESS_TEXT_BYTES],
+            len: 0,
+        }
     }
 
     fn as_str(&self) -> Option<&str> {
@@ -104,10 +108,7 @@ mod tests {
             let Ok(parsed) = ip.parse::<IpAddr>() else {
                 panic!("{ip}")
             };
-            let mut text = PeerText {
-                bytes: [0; ADDRESS_TEXT_BYTES],
-                len: 0,
-            };
+            let mut text = PeerText::empty();
             text.write(parsed);
             assert_eq!(text.as_str(), Some(parsed.to_string().as_str()));
         }

@@ -145,9 +145,8 @@ pub(super) fn parsed(
 /// that) was the larger part of enriching an event.
 fn generated_message_id(received_at: DateTime<Utc>, buffer: &mut [u8]) -> &str {
     let millis = u64::try_from(received_at.timestamp_millis()).unwrap_or(0);
-    let random = fastrand::u128(..).to_le_bytes();
     let mut bits = [0u8; 10];
-    bits.copy_from_slice(&random[..10]);
+    fastrand::fill(&mut bits);
     uuid::Builder::from_unix_timestamp_millis(millis, &bits)
         .into_uuid()
         .hyphenated()

@@ -266,12 +266,7 @@ impl Queue for InProcessQueue {
 }
 
 /// Collected batches as deliveries, each with the ack that gives its capacity back.
-fn deliver(
-    shared: &Arc<Shared>,
-    batches: impl Iterator<Item = Queued>,
-    into: &mut Vec<Delivery>,
-) -> usize {
-    let before = into.len();
+fn deliver(shared: &Arc<Shared>, batches: impl Iterator<Item = Queued>, into: &mut Vec<Delivery>) {
     for Queued {
         batch,
         approx_bytes,
@@ -285,7 +280,6 @@ fn deliver(
             approx_bytes,
         });
     }
-    into.len() - before
 }
 
 #[async_trait]
@@ -293,12 +287,16 @@ impl Consumer for InProcessConsumer {
     async fn next_many(&mut self, into: &mut Vec<Delivery>, max: usize) -> usize {
         let max = max.max(1);
         let shared = &self.shared;
-        // A wait cut short (the batcher's tick won its `select!`) left this set.
-        shared.consumer_waiting.store(false, Ordering::SeqCst);
+        // A wait cut short (the batcher's tick won its `select!`) left this set. Stored only
+        // then: every request reads this line, and a store would take it from their caches.
+        if shared.consumer_waiting.load(Ordering::SeqCst) {
+            shared.consumer_waiting.store(false, Ordering::SeqCst);
+        }
         loop {
             if !self.collected.is_empty() {
                 let count = self.collected.len().min(max);
-                return deliver(shared, self.collected.drain(..count), into);
+                deliver(shared, self.collected.drain(..count), into);
+                return count;
             }
             if self.finished {
                 return 0;
