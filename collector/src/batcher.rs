@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use eventkit_sinks::schema::ColumnSizes;
-use eventkit_sinks::{Batch, Sink, Table, TableBuilder};
+use eventkit_model::{Batch, ColumnSizes, Table, TableBuilder};
+use eventkit_sinks::Sink;
 use tokio::task::JoinSet;
 
 use crate::config::BatchConfig;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use eventkit_model::{Table, Text};
 use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
@@ -20,7 +21,6 @@ use tokio_util::io::SyncIoBridge;
 
 use crate::layout::{file_path, hour_of};
 use crate::sink::{Sink, SinkError, WrittenFile};
-use crate::table::Table;
 
 /// Rows per Parquet row group. Large enough for good compression and for readers to
 /// parallelise over groups, small enough that the writer's buffered group stays a few MB.
@@ -97,12 +97,12 @@ impl ParquetSink {
 /// Columns that are unique per row (ids) or free-form JSON. Dictionary-encoding them is wasted
 /// hashing (the dictionary overflows and the writer falls back anyway), and min/max statistics
 /// over JSON text help no query; skipping both is most of the encoder's time on these columns.
-const HIGH_CARDINALITY: [&str; 5] = [
-    "message_id",
-    "properties",
-    "traits",
-    "context",
-    "integrations",
+const HIGH_CARDINALITY: [Text; 5] = [
+    Text::MessageId,
+    Text::Properties,
+    Text::Traits,
+    Text::Context,
+    Text::Integrations,
 ];
 
 pub fn writer_properties() -> Result<WriterProperties, SinkError> {
@@ -111,7 +111,7 @@ pub fn writer_properties() -> Result<WriterProperties, SinkError> {
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     for column in HIGH_CARDINALITY {
-        let column = ColumnPath::from(column);
+        let column = ColumnPath::from(column.column());
         builder = builder
             .set_column_dictionary_enabled(column.clone(), false)
             .set_column_statistics_enabled(column, EnabledStatistics::None);

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-
-use crate::table::Table;
+use eventkit_model::Table;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

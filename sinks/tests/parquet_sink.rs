@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use eventkit_sinks::{
-    Batch, Event, EventType, ParquetSink, Records, Sink, Table, TableBuilder, Text, TextFields,
-    Times, open_store,
+use eventkit_model::{
+    Batch, Event, EventType, Records, Table, TableBuilder, Text, TextFields, Times,
 };
+use eventkit_sinks::{ParquetSink, Sink, open_store};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

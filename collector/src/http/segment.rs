@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use eventkit_sinks::EventType;
+use eventkit_model::EventType;
 use serde_json::{Value, json};
 
 use super::AppState;

@@ -4,7 +4,7 @@
 
 use axum::http::request::Parts;
 use chrono::Utc;
-use eventkit_sinks::{Batch, EventType, REJECTED_STREAM, Records};
+use eventkit_model::{Batch, EventType, REJECTED_STREAM, Records};
 
 use super::AppState;
 use super::error::ApiError;

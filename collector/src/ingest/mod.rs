@@ -6,7 +6,7 @@ mod validate;
 mod wire;
 
 use chrono::{DateTime, Utc};
-use eventkit_sinks::{Event, EventType, Rejected};
+use eventkit_model::{Event, EventType, Rejected};
 use serde::Serialize;
 use serde_json::value::RawValue;
 

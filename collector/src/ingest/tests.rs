@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use eventkit_sinks::Text;
+use eventkit_model::Text;
 
 use super::*;
 

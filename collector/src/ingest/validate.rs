@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use eventkit_sinks::{Event, EventType, Text, TextFields, Times};
+use eventkit_model::{Event, EventType, Text, TextFields, Times};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use eventkit_sinks::Batch;
+use eventkit_model::Batch;
 use tokio::sync::Notify;
 
 use super::{Ack, Consumer, Delivery, Queue, QueueError};

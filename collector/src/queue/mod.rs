@@ -11,7 +11,7 @@
 mod in_process;
 
 use async_trait::async_trait;
-use eventkit_sinks::Batch;
+use eventkit_model::Batch;
 
 pub use in_process::InProcessQueue;
 
@@ -84,7 +84,7 @@ impl Ack {
 #[cfg(test)]
 pub(crate) fn test_batch(stream: &str, n: usize) -> Batch {
     let rejected = (0..n)
-        .map(|i| eventkit_sinks::Rejected {
+        .map(|i| eventkit_model::Rejected {
             received_at: chrono::Utc::now(),
             stream: stream.into(),
             index: u32::try_from(i).unwrap_or(u32::MAX),
@@ -95,6 +95,6 @@ pub(crate) fn test_batch(stream: &str, n: usize) -> Batch {
         .collect();
     Batch {
         stream: stream.into(),
-        records: eventkit_sinks::Records::Rejected(rejected),
+        records: eventkit_model::Records::Rejected(rejected),
     }
 }

@@ -4,6 +4,7 @@
 use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::error::ArrowError;
 
+use crate::columns::Time;
 use crate::record::{Batch, Records, Rejected};
 use crate::schema::{ColumnSizes, EventColumns, rejected_batch};
 
@@ -27,7 +28,7 @@ impl Table {
     /// `received_at` of every row, in microseconds: what files are partitioned by.
     pub fn received_at_micros(&self) -> Option<&TimestampMicrosecondArray> {
         self.rows
-            .column_by_name("received_at")?
+            .column_by_name(Time::ReceivedAt.column())?
             .as_any()
             .downcast_ref::<TimestampMicrosecondArray>()
     }

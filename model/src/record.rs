@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::columns::{Text, Time};
+
 /// Stream that receives events the collector rejected, with the raw event and the reason, so a
 /// rejected event is never silently gone. Client stream names may not start with `_`.
 pub const REJECTED_STREAM: &str = "_rejected";
@@ -44,70 +46,27 @@ impl EventType {
     }
 }
 
-/// The text fields of an event, in the order they are stored (and in schema order).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Text {
-    MessageId,
-    Event,
-    Name,
-    UserId,
-    AnonymousId,
-    GroupId,
-    PreviousId,
-    ContextIp,
-    ContextUserAgent,
-    ContextLibraryName,
-    ContextLibraryVersion,
-    PagePath,
-    PageUrl,
-    PageReferrer,
-    PageTitle,
-    /// JSON text, as stored.
-    Properties,
-    /// JSON text, as stored.
-    Traits,
-    /// JSON text, as stored.
-    Context,
-    /// JSON text, as stored.
-    Integrations,
-}
-
-impl Text {
-    pub const COUNT: usize = 19;
-    pub const ALL: [Text; Text::COUNT] = [
-        Text::MessageId,
-        Text::Event,
-        Text::Name,
-        Text::UserId,
-        Text::AnonymousId,
-        Text::GroupId,
-        Text::PreviousId,
-        Text::ContextIp,
-        Text::ContextUserAgent,
-        Text::ContextLibraryName,
-        Text::ContextLibraryVersion,
-        Text::PagePath,
-        Text::PageUrl,
-        Text::PageReferrer,
-        Text::PageTitle,
-        Text::Properties,
-        Text::Traits,
-        Text::Context,
-        Text::Integrations,
-    ];
-}
-
 /// An event's text fields by [`Text`] index, as handed to [`Event::new`].
 pub type TextFields<'a> = [Option<&'a str>; Text::COUNT];
 
-/// The four times of an event.
+/// The times of an event, one field per [`Time`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Times {
-    /// Client time corrected for clock skew; `received_at` when the client sent no time.
     pub timestamp: DateTime<Utc>,
     pub original_timestamp: Option<DateTime<Utc>>,
     pub sent_at: Option<DateTime<Utc>>,
     pub received_at: DateTime<Utc>,
+}
+
+impl Times {
+    pub fn get(&self, time: Time) -> Option<DateTime<Utc>> {
+        match time {
+            Time::Timestamp => Some(self.timestamp),
+            Time::OriginalTimestamp => self.original_timestamp,
+            Time::SentAt => self.sent_at,
+            Time::ReceivedAt => Some(self.received_at),
+        }
+    }
 }
 
 /// One accepted event, flattened into the columns people query. Its text fields share one
