@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use eventkit_model::{Batch, ColumnSizes, Table, TableBuilder};
@@ -11,6 +10,7 @@ use eventkit_sinks::Sink;
 use tokio::task::JoinSet;
 
 use crate::config::BatchConfig;
+use crate::health::SinkHealth;
 use crate::queue::{Ack, Consumer, Delivery};
 use crate::telemetry;
 
@@ -35,26 +35,6 @@ const SIZED_STREAMS: usize = 1024;
 /// probe every 30 s rather than a busy loop.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(30);
-
-/// Whether the last write to the sink succeeded; `/ready` reports it.
-#[derive(Debug)]
-pub struct SinkHealth(AtomicBool);
-
-impl Default for SinkHealth {
-    fn default() -> Self {
-        Self(AtomicBool::new(true))
-    }
-}
-
-impl SinkHealth {
-    pub fn is_healthy(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    fn set(&self, healthy: bool) {
-        self.0.store(healthy, Ordering::Relaxed);
-    }
-}
 
 struct Buffer {
     table: TableBuilder,
@@ -258,7 +238,7 @@ async fn store_until_written(sink: &dyn Sink, table: Arc<Table>, health: &SinkHe
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
     use eventkit_sinks::{SinkError, WrittenFile};
@@ -284,10 +264,6 @@ mod tests {
                 .map_err(|e| SinkError::Task(e.to_string()))?
                 .push((table.stream.clone(), table.num_rows()));
             Ok(vec![])
-        }
-
-        async fn check(&self) -> Result<(), SinkError> {
-            Ok(())
         }
     }
 

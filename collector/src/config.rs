@@ -6,6 +6,7 @@ mod access;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use eventkit_model::StreamName;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
@@ -209,16 +210,12 @@ impl Config {
 impl Config {
     fn validate_access(&self) -> Result<(), ConfigError> {
         let stream_name = |key: &'static str, name: &str| {
-            if crate::http::valid_stream_name(name) {
-                Ok(())
-            } else {
-                Err(ConfigError::Invalid {
+            StreamName::parse(name)
+                .map(drop)
+                .map_err(|invalid| ConfigError::Invalid {
                     key,
-                    reason: format!(
-                        "stream {name:?} is invalid: use 1-64 characters from a-z, 0-9, _ and -, not starting with _"
-                    ),
+                    reason: invalid.to_string(),
                 })
-            }
         };
         let mut seen = std::collections::HashMap::new();
         for (index, source) in self.sources.iter().enumerate() {

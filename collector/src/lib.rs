@@ -3,6 +3,7 @@
 
 pub mod batcher;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod queue;

@@ -8,8 +8,9 @@ use eventkit_sinks::store::open_store_with;
 use eventkit_sinks::{ParquetSink, Sink};
 use tokio::net::TcpListener;
 
-use crate::batcher::{Batcher, SinkHealth};
+use crate::batcher::Batcher;
 use crate::config::{Config, QueueMode};
+use crate::health::SinkHealth;
 use crate::http::{AppState, Auth, Shared, router};
 use crate::queue::{InProcessQueue, Queue};
 use crate::telemetry::{self, IngestCounters};

@@ -5,10 +5,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::columns::{Text, Time};
 
-/// Stream that receives events the collector rejected, with the raw event and the reason, so a
-/// rejected event is never silently gone. Client stream names may not start with `_`.
-pub const REJECTED_STREAM: &str = "_rejected";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {

@@ -9,7 +9,6 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use eventkit_model::{Table, Text};
-use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
@@ -219,13 +218,5 @@ impl Sink for ParquetSink {
             files.push(self.write_file(rows, path).await?);
         }
         Ok(files)
-    }
-
-    async fn check(&self) -> Result<(), SinkError> {
-        let mut listing = self.store.list(Some(&Path::from("_probe")));
-        match listing.next().await {
-            Some(Err(e)) => Err(e.into()),
-            _ => Ok(()),
-        }
     }
 }

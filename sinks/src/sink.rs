@@ -31,7 +31,4 @@ pub trait Sink: Send + Sync + 'static {
     /// Resolves only once every row of `table` is in a stored file; on error nothing the call
     /// created is visible, so the caller may simply try the same table again.
     async fn write(&self, table: Arc<Table>) -> Result<Vec<WrittenFile>, SinkError>;
-
-    /// A cheap probe of the store behind the sink, for readiness.
-    async fn check(&self) -> Result<(), SinkError>;
 }

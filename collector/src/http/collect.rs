@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use eventkit_model::StreamName;
 
 use super::AppState;
 use super::auth::header_key;
@@ -18,9 +19,7 @@ pub async fn collect(
     Path(stream): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    if !valid_stream_name(&stream) {
-        return Err(ApiError::BadStream(stream));
-    }
+    let stream = String::from(StreamName::parse(stream)?);
     let (parts, body) = request.into_parts();
     let destination = if state.auth.collect_requires_key() {
         match header_key(&parts.headers)? {
@@ -53,14 +52,4 @@ fn answer(outcome: Submitted) -> Response {
     } else {
         (StatusCode::ACCEPTED, Json(outcome)).into_response()
     }
-}
-
-/// `[a-z0-9_-]{1,64}`, and not starting with `_`: those names are the collector's own
-/// (the `_rejected` dead-letter stream).
-pub fn valid_stream_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && !name.starts_with('_')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }

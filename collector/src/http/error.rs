@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use eventkit_model::InvalidStreamName;
 use serde_json::json;
 
 use super::auth::AuthError;
@@ -16,10 +17,8 @@ const RETRY_AFTER_SECONDS: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error(
-        "stream name {0:?} is invalid: use 1-64 characters from a-z, 0-9, _ and -, not starting with _"
-    )]
-    BadStream(String),
+    #[error(transparent)]
+    BadStream(#[from] InvalidStreamName),
     #[error("request body is larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,
     #[error("could not read the request body: {0}")]

@@ -16,13 +16,12 @@ use axum::Router;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::batcher::SinkHealth;
 use crate::config::CorsConfig;
+use crate::health::SinkHealth;
 use crate::queue::Queue;
 use crate::telemetry::IngestCounters;
 
 pub use auth::{Auth, AuthError};
-pub use collect::valid_stream_name;
 pub use error::ApiError;
 
 /// What every handler shares, handed to each request by reference. It lives as long as the
