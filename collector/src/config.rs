@@ -26,6 +26,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub cors: CorsConfig,
     pub pubsub: PubsubConfig,
+    pub loader: LoaderConfig,
 }
 
 /// Where `queue.mode = "pubsub"` publishes and the loader fleet subscribes. `PUBSUB_EMULATOR_HOST`
@@ -36,14 +37,64 @@ pub struct PubsubConfig {
     pub project: String,
     pub topic: String,
     pub subscription: String,
+    /// `host:port` of an emulator (no credentials are sent). Defaults to `PUBSUB_EMULATOR_HOST`.
+    pub emulator_host: Option<String>,
+    /// Create the topic (collector) or subscription (loader) when missing. For development:
+    /// in production a missing topic is a deployment error and stops start-up.
+    pub create_missing: bool,
+    /// How long a stream's first event waits for others to share its message (group commit).
+    pub coalesce_ms: u64,
+    /// A message is published once its events reach this many bytes (decoded size) ...
+    pub max_message_bytes: usize,
+    /// ... or this many events.
+    pub max_message_events: usize,
+    /// A publish not acknowledged by then is answered 503; the client retries.
+    pub publish_timeout_ms: u64,
 }
 
 impl Default for PubsubConfig {
     fn default() -> Self {
+        // See specs/pubsub.md: 5 ms adds little to a request's latency and, under load, fills
+        // messages of hundreds of events; 4 MiB of events compress to well under Pub/Sub's 10 MB.
         Self {
             project: "eventkit-dev".to_owned(),
             topic: "eventkit-events".to_owned(),
             subscription: "eventkit-sink".to_owned(),
+            emulator_host: None,
+            create_missing: false,
+            coalesce_ms: 5,
+            max_message_bytes: 4 * 1024 * 1024,
+            max_message_events: 5_000,
+            publish_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `eventkit loader`: pulls from `pubsub.subscription` and writes with the `[batch]` and `[sink]`
+/// settings; `queue.capacity`/`capacity_bytes` bound the events it holds unstored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoaderConfig {
+    /// `/health`, `/ready` and `/metrics`.
+    pub listen: SocketAddr,
+    /// Messages pulled and not yet acknowledged (Pub/Sub flow control).
+    pub max_outstanding_messages: i64,
+    /// How far each lease extension reaches (10-600 s): after a loader dies, its messages go
+    /// to another loader within this. Shorter costs more lease extensions.
+    pub ack_deadline_secs: u64,
+    /// Recently stored `messageId`s remembered per loader, to drop redelivered events.
+    pub dedup_window_ids: usize,
+    pub dedup_window_secs: u64,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            max_outstanding_messages: 1_000,
+            ack_deadline_secs: 60,
+            dedup_window_ids: 1_000_000,
+            dedup_window_secs: 600,
         }
     }
 }
@@ -158,9 +209,10 @@ impl Config {
             .map_err(|e| ConfigError::Load(describe(e)))?;
         // Google's clients treat STORAGE_EMULATOR_HOST as "use this emulator"; so does eventkit.
         if config.sink.gcs_endpoint.is_none() {
-            config.sink.gcs_endpoint = std::env::var("STORAGE_EMULATOR_HOST")
-                .ok()
-                .filter(|v| !v.trim().is_empty());
+            config.sink.gcs_endpoint = non_empty_env("STORAGE_EMULATOR_HOST");
+        }
+        if config.pubsub.emulator_host.is_none() {
+            config.pubsub.emulator_host = non_empty_env("PUBSUB_EMULATOR_HOST");
         }
         config.validate()?;
         Ok(config)
@@ -181,6 +233,7 @@ impl Config {
         positive("queue.capacity_bytes", self.queue.capacity_bytes)?;
         positive("batch.max_events", self.batch.max_events)?;
         positive("batch.max_bytes", self.batch.max_bytes)?;
+        self.validate_pubsub()?;
         if self.batch.max_age_ms == 0 {
             return Err(ConfigError::Invalid {
                 key: "batch.max_age_ms",
@@ -207,7 +260,70 @@ impl Config {
     }
 }
 
+/// Pub/Sub refuses a message over 10 MB; a message's encoded size stays under its events'
+/// decoded size, so this leaves room for attributes and framing.
+const MAX_PUBSUB_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
 impl Config {
+    fn validate_pubsub(&self) -> Result<(), ConfigError> {
+        let pubsub = &self.pubsub;
+        for (key, name) in [
+            ("pubsub.topic", &pubsub.topic),
+            ("pubsub.subscription", &pubsub.subscription),
+        ] {
+            // Pub/Sub's own rule for topic and subscription ids.
+            let well_formed = (3..=255).contains(&name.len())
+                && name.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.~+%".contains(c))
+                && !name.starts_with("goog");
+            if !well_formed {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!(
+                        "{name:?} is not a Pub/Sub id: 3-255 characters from letters, digits and -_.~+%, starting with a letter"
+                    ),
+                });
+            }
+        }
+        if pubsub.project.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "pubsub.project",
+                reason: "must not be empty".to_owned(),
+            });
+        }
+        if !(1..=MAX_PUBSUB_MESSAGE_BYTES).contains(&pubsub.max_message_bytes) {
+            return Err(ConfigError::Invalid {
+                key: "pubsub.max_message_bytes",
+                reason: format!("must be between 1 and {MAX_PUBSUB_MESSAGE_BYTES}"),
+            });
+        }
+        if pubsub.max_message_events == 0 || pubsub.publish_timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: if pubsub.max_message_events == 0 {
+                    "pubsub.max_message_events"
+                } else {
+                    "pubsub.publish_timeout_ms"
+                },
+                reason: "must be greater than 0".to_owned(),
+            });
+        }
+        if !(10..=600).contains(&self.loader.ack_deadline_secs) {
+            return Err(ConfigError::Invalid {
+                key: "loader.ack_deadline_secs",
+                reason: "must be between 10 and 600 (Pub/Sub's range)".to_owned(),
+            });
+        }
+        if self.loader.max_outstanding_messages <= 0 {
+            return Err(ConfigError::Invalid {
+                key: "loader.max_outstanding_messages",
+                reason: "must be greater than 0".to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     fn validate_access(&self) -> Result<(), ConfigError> {
         let stream_name = |key: &'static str, name: &str| {
             StreamName::parse(name)
@@ -267,6 +383,10 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// Every problem figment found, each led by the key it concerns (`queue.mode`) and where the

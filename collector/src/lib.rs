@@ -3,9 +3,11 @@
 
 pub mod batcher;
 pub mod config;
+pub mod dedup;
 pub mod health;
 pub mod http;
 pub mod ingest;
+pub mod loader;
 pub mod queue;
 pub mod server;
 pub mod telemetry;

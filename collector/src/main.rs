@@ -26,6 +26,13 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Run a loader for `queue.mode = "pubsub"`: pull from `pubsub.subscription` and write
+    /// Parquet to `[sink]`. Serves /health, /ready and /metrics on `loader.listen`.
+    Loader {
+        /// TOML config file; `EVENTKIT_<SECTION>__<KEY>` environment variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// glibc's allocator spends a measurable share of each request in `malloc`/`free` under many
@@ -83,15 +90,25 @@ fn hold_freed_memory_between_flushes() {
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
-    let Cli {
-        command: Command::Serve { config },
-    } = cli;
-    let config = Config::load(config.as_deref())?;
-    let listener = tokio::net::TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("server.listen: cannot listen on {}", config.server.listen))?;
-    eventkit::server::run(config, listener, shutdown_signal()).await?;
+    match cli.command {
+        Command::Serve { config } => {
+            let config = Config::load(config.as_deref())?;
+            let listener = bind("server.listen", config.server.listen).await?;
+            eventkit::server::run(config, listener, shutdown_signal()).await?;
+        }
+        Command::Loader { config } => {
+            let config = Config::load(config.as_deref())?;
+            let listener = bind("loader.listen", config.loader.listen).await?;
+            eventkit::loader::run(config, listener, shutdown_signal()).await?;
+        }
+    }
     Ok(())
+}
+
+async fn bind(key: &str, addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{key}: cannot listen on {addr}"))
 }
 
 /// SIGTERM (what orchestrators send) or Ctrl-C both start a graceful stop.

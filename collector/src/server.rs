@@ -12,6 +12,7 @@ use crate::batcher::Batcher;
 use crate::config::{Config, QueueMode};
 use crate::health::SinkHealth;
 use crate::http::{AppState, Auth, Shared, router};
+use crate::queue::pubsub::{PublishLoop, PubsubQueue, connect};
 use crate::queue::{InProcessQueue, Queue};
 use crate::telemetry::{self, IngestCounters};
 
@@ -21,8 +22,8 @@ pub enum ServerError {
     Store(#[from] eventkit_sinks::StoreError),
     #[error("sink")]
     Sink(#[from] eventkit_sinks::SinkError),
-    #[error("queue.mode = \"pubsub\" is not available in this build yet; use \"async\"")]
-    ModeUnavailable,
+    #[error("pubsub")]
+    Pubsub(#[from] crate::queue::pubsub::connect::ConnectError),
     #[error("serving HTTP")]
     Serve(#[from] std::io::Error),
     #[error("the batch writer stopped abnormally: {0}")]
@@ -36,17 +37,37 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let store = open_store_with(&config.sink.url, config.sink.gcs_endpoint.as_deref())?;
-    let sink: Arc<dyn Sink> = Arc::new(ParquetSink::new(store)?);
-    let (queue, consumer) = match config.queue.mode {
-        QueueMode::Async => InProcessQueue::new(config.queue.capacity, config.queue.capacity_bytes),
-        QueueMode::Pubsub => return Err(ServerError::ModeUnavailable),
-    };
     let sink_health = Arc::new(SinkHealth::default());
-    let batcher = Batcher::new(sink, config.batch.clone(), sink_health.clone());
-    let writer = tokio::spawn(batcher.run(consumer));
+    let (queue, drained) = match config.queue.mode {
+        QueueMode::Async => {
+            let sink = open_sink(&config)?;
+            let (queue, consumer) =
+                InProcessQueue::new(config.queue.capacity, config.queue.capacity_bytes);
+            let batcher = Batcher::new(sink, config.batch.clone(), sink_health.clone());
+            let queue: Arc<dyn Queue> = queue;
+            (queue, Drained::Batcher(tokio::spawn(batcher.run(consumer))))
+        }
+        QueueMode::Pubsub => {
+            let pubsub = &config.pubsub;
+            let names = connect::names(pubsub);
+            connect::ensure_topic(pubsub, &names.topic).await?;
+            let publisher = connect::publisher(pubsub, &names.topic).await?;
+            let (queue, published) = PubsubQueue::new(
+                publisher,
+                pubsub,
+                config.queue.capacity,
+                config.queue.capacity_bytes,
+            );
+            tokio::spawn(connect::probe_while_failing(
+                pubsub.clone(),
+                names.topic,
+                queue.health(),
+            ));
+            let queue: Arc<dyn Queue> = queue;
+            (queue, Drained::Publisher(published))
+        }
+    };
 
-    let queue: Arc<dyn Queue> = queue;
     let state = AppState::new(Shared {
         queue: queue.clone(),
         sink_health,
@@ -73,8 +94,24 @@ pub async fn run(
     // In-flight requests have finished (accepted or refused); nothing new can be enqueued.
     queue.close();
     tracing::info!(pending = queue.depth(), "draining the queue");
-    let drained = writer.await;
+    let drained = match drained {
+        Drained::Batcher(writer) => writer.await,
+        Drained::Publisher(published) => published.finished().await,
+    };
     tracing::info!("all accepted events stored");
     served?;
     drained.map_err(|e| ServerError::Batcher(e.to_string()))
+}
+
+/// What the orderly stop waits for once requests have finished: every accepted event stored
+/// (`async`), or published and acknowledged by Pub/Sub (`pubsub`).
+enum Drained {
+    Batcher(tokio::task::JoinHandle<()>),
+    Publisher(PublishLoop),
+}
+
+/// The sink `[sink]` describes, for the batcher of `async` mode and of the loader.
+pub(crate) fn open_sink(config: &Config) -> Result<Arc<dyn Sink>, ServerError> {
+    let store = open_store_with(&config.sink.url, config.sink.gcs_endpoint.as_deref())?;
+    Ok(Arc::new(ParquetSink::new(store)?))
 }

@@ -20,6 +20,13 @@ pub const ROWS_WRITTEN: &str = "eventkit_rows_written_total";
 pub const BYTES_WRITTEN: &str = "eventkit_bytes_written_total";
 pub const WRITE_ERRORS: &str = "eventkit_write_errors_total";
 pub const FLUSH_SECONDS: &str = "eventkit_flush_seconds";
+pub const PUBSUB_MESSAGES_PUBLISHED: &str = "eventkit_pubsub_messages_published_total";
+pub const PUBSUB_BYTES_PUBLISHED: &str = "eventkit_pubsub_bytes_published_total";
+pub const PUBSUB_PUBLISH_ERRORS: &str = "eventkit_pubsub_publish_errors_total";
+pub const PUBSUB_PUBLISH_SECONDS: &str = "eventkit_pubsub_publish_seconds";
+pub const PUBSUB_MESSAGES_RECEIVED: &str = "eventkit_pubsub_messages_received_total";
+pub const PUBSUB_MESSAGES_UNREADABLE: &str = "eventkit_pubsub_messages_unreadable_total";
+pub const DUPLICATES_REMOVED: &str = "eventkit_duplicates_removed_total";
 
 /// Flushes range from milliseconds (a small local file) to tens of seconds (a large upload
 /// over a slow link, with retries).

@@ -11,5 +11,6 @@ mod collect_errors;
 mod collect_rows;
 mod gcs_e2e;
 mod independent_readers;
+mod pubsub_e2e;
 mod segment_api;
 mod segment_sdks;

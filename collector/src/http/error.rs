@@ -48,7 +48,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Queue(QueueError::Full | QueueError::Closed) => {
+            ApiError::Queue(QueueError::Full | QueueError::Closed | QueueError::Unavailable(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Queue(QueueError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,

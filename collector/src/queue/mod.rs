@@ -9,6 +9,7 @@
 //!   what bounds memory across the queue *and* the batch buffers.
 
 mod in_process;
+pub mod pubsub;
 
 use async_trait::async_trait;
 use eventkit_model::Batch;
@@ -27,6 +28,9 @@ pub enum QueueError {
     Closed,
     #[error("the queue backend failed: {0}")]
     Backend(String),
+    /// The backend cannot take records now (unreachable, or too slow to acknowledge): 503.
+    #[error("{0}")]
+    Unavailable(&'static str),
 }
 
 #[async_trait]

@@ -1,7 +1,10 @@
 //! Test support: a collector on port 0 that stops on demand, and readers for what it wrote.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod docs;
+pub mod loader;
 pub mod parquet_rows;
+pub mod pubsub_emulator;
 pub mod python;
 
 use std::net::SocketAddr;

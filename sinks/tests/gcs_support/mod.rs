@@ -187,14 +187,14 @@ fn ensure_binary() -> PathBuf {
     binary
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().expect("local addr").port()
 }
 
-/// A one-shot HTTP/1.0 request, enough for readiness probes and bucket creation without
-/// needing an async runtime in a sync constructor. Returns the status code.
-fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<u16> {
+/// A one-shot HTTP/1.0 request, enough for readiness probes and creating buckets and topics
+/// without needing an async runtime in a sync constructor. Returns the status code.
+pub fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<u16> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     let body = body.unwrap_or("");
@@ -203,7 +203,17 @@ fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<u16> 
         body.len()
     );
     stream.write_all(request.as_bytes()).ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
+    // Only the status line is read: some servers keep an HTTP/1.0 connection open after the
+    // response, so reading to the end would wait for the read timeout.
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !response.windows(2).any(|w| w == b"\r\n") {
+        let read = stream.read(&mut chunk).ok()?;
+        if read == 0 {
+            break;
+        }
+        response.extend_from_slice(&chunk[..read]);
+    }
+    let status_line = String::from_utf8_lossy(&response);
+    status_line.split_whitespace().nth(1)?.parse().ok()
 }
