@@ -45,20 +45,25 @@ pub async fn run(
     // extends its lease meanwhile, for up to this long (a store down for longer than this gets
     // its messages redelivered, which the window removes again).
     let max_lease = Duration::from_millis(config.batch.max_age_ms) + Duration::from_secs(3600);
-    let stream = subscriber
-        .subscribe(names.subscription.clone())
-        .set_max_outstanding_messages(config.loader.max_outstanding_messages)
-        .set_max_lease(max_lease)
-        .set_max_lease_extension(Duration::from_secs(config.loader.ack_deadline_secs))
-        .set_shutdown_behavior(ShutdownBehavior::WaitForProcessing)
-        .build();
+    let subscription = names.subscription.clone();
+    let ack_deadline = Duration::from_secs(config.loader.ack_deadline_secs);
+    let max_outstanding = config.loader.max_outstanding_messages;
+    let subscribe = move || {
+        subscriber
+            .subscribe(subscription.clone())
+            .set_max_outstanding_messages(max_outstanding)
+            .set_max_lease(max_lease)
+            .set_max_lease_extension(ack_deadline)
+            .set_shutdown_behavior(ShutdownBehavior::WaitForProcessing)
+            .build()
+    };
     let dedup = DedupWindow::new(
         config.loader.dedup_window_ids,
         Duration::from_secs(config.loader.dedup_window_secs),
     );
     let (stop, stopped) = watch::channel(false);
     let (consumer, pull) = PubsubConsumer::start(
-        stream,
+        subscribe,
         dedup,
         config.queue.capacity,
         config.queue.capacity_bytes,

@@ -54,9 +54,9 @@ impl LoaderProcess {
         let port = crate::gcs_support::free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_eventkit"))
             .arg("loader")
+            .env("RUST_LOG", "warn")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("EVENTKIT_LOADER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .spawn()
             .expect("spawn eventkit loader");
@@ -65,6 +65,30 @@ impl LoaderProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits (up to a minute) until the loader has pulled at least `messages` messages.
+    pub async fn wait_until_received(&self, messages: u64) {
+        let url = format!("http://127.0.0.1:{}/metrics", self.port);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let received = match reqwest::get(&url).await {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+            .lines()
+            .find_map(|line| line.strip_prefix("eventkit_pubsub_messages_received_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+            if received >= messages {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the loader pulled {received} messages in a minute"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     /// SIGKILL: no flush, no acks; Pub/Sub redelivers what it held.

@@ -23,8 +23,11 @@ const BYTES_PER_KIB: usize = 1024;
 /// Decoded deliveries waiting for the batcher: a handful smooths hand-over; the capacity
 /// semaphores, not this, bound what the loader holds.
 const HANDOVER: usize = 16;
-/// A broken stream is retried after this long, not in a busy loop.
+/// A stream that ended is replaced after this long, not in a busy loop.
 const RETRY_PULL: Duration = Duration::from_secs(1);
+/// Ended streams kept for the leases and acks of what they delivered: a stream ends rarely,
+/// and one that failed at once (during an outage) held nothing.
+const ENDED_STREAMS_KEPT: usize = 8;
 
 /// Whether the pull stream is working; the loader's `/ready` reports it.
 #[derive(Debug, Default)]
@@ -55,10 +58,10 @@ pub struct PubsubConsumer {
 }
 
 impl PubsubConsumer {
-    /// Pulls from `stream` until `stop` turns true. `capacity` bounds the events (and bytes) held
-    /// unstored; `dedup` is the window of ids already seen.
+    /// Pulls from the streams `subscribe` opens until `stop` turns true. `capacity` bounds the
+    /// events (and bytes) held unstored; `dedup` is the window of ids already seen.
     pub fn start(
-        stream: MessageStream,
+        subscribe: impl Fn() -> MessageStream + Send + 'static,
         dedup: DedupWindow,
         event_capacity: usize,
         byte_capacity: usize,
@@ -76,7 +79,13 @@ impl PubsubConsumer {
         });
         let health = Arc::new(PullHealth::default());
         let (sender, deliveries) = mpsc::channel(HANDOVER);
-        tokio::spawn(pull(stream, sender, pulling.clone(), health.clone(), stop));
+        tokio::spawn(pull(
+            subscribe,
+            sender,
+            pulling.clone(),
+            health.clone(),
+            stop,
+        ));
         (
             Self {
                 deliveries,
@@ -116,13 +125,17 @@ impl Consumer for PubsubConsumer {
 }
 
 async fn pull(
-    mut stream: MessageStream,
+    subscribe: impl Fn() -> MessageStream,
     sender: mpsc::Sender<Delivery>,
     pulling: Arc<Pulling>,
     health: Arc<PullHealth>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let shutdown = stream.shutdown_token();
+    let mut stream = subscribe();
+    // Streams that ended with a permanent error (the subscription deleted and created again,
+    // say) are kept, not dropped: each keeps the leases of, and sends the acks for, messages
+    // it delivered that are still in a batch.
+    let mut ended = Vec::new();
     health.0.store(true, Ordering::Relaxed);
     loop {
         let next = tokio::select! {
@@ -140,21 +153,37 @@ async fn pull(
                     break;
                 }
             }
-            Some(Err(error)) => {
+            failed => {
+                // The client retries passing faults itself: what reaches here is permanent for
+                // this stream, so open another after a pause.
                 health.0.store(false, Ordering::Relaxed);
-                tracing::warn!(%error, "pulling from Pub/Sub failed; retrying");
-                tokio::time::sleep(RETRY_PULL).await;
-            }
-            None => {
-                health.0.store(false, Ordering::Relaxed);
-                break;
+                match failed {
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "pulling from Pub/Sub failed; subscribing again")
+                    }
+                    _ => tracing::warn!("the pull stream ended; subscribing again"),
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|stop| *stop) => break,
+                    () = tokio::time::sleep(RETRY_PULL) => {}
+                }
+                ended.push(std::mem::replace(&mut stream, subscribe()));
+                if ended.len() > ENDED_STREAMS_KEPT {
+                    // Dropping one costs at most redeliveries of what it still held, which the
+                    // window removes; keeping every one would grow through a long outage.
+                    ended.remove(0);
+                }
             }
         }
     }
-    // The batcher drains what it was handed and acknowledges it as files are stored; the
-    // subscriber keeps those leases alive and sends the acks before its shutdown completes.
+    // The batcher drains what it was handed and acknowledges it as files are stored; each
+    // stream keeps those leases alive and sends the acks before its shutdown completes.
     drop(sender);
-    shutdown.shutdown().await;
+    let shutdowns: Vec<_> = std::iter::once(&stream)
+        .chain(&ended)
+        .map(|stream| stream.shutdown_token())
+        .collect();
+    futures::future::join_all(shutdowns.iter().map(|token| token.shutdown())).await;
 }
 
 impl Pulling {
