@@ -139,6 +139,7 @@ collector_env() {
 EVENTKIT_SERVER__LISTEN=127.0.0.1:$port
 EVENTKIT_QUEUE__MODE=$mode
 EVENTKIT_SINK__URL=$sink
+EVENTKIT_QUEUE__WAL_DIR=$WORK/wal-$mode
 EVENTKIT_BATCH__MAX_AGE_MS=1000
 EVENTKIT_SOURCES=bench-realistic=bench_realistic
 RUST_LOG=warn

@@ -15,17 +15,13 @@ second=$2
 pairs=${3:-20}
 seconds=${4:-3}
 data=$(mktemp -d)
-servers=()
-stop() {
-  ((${#servers[@]})) && kill -TERM "${servers[@]}" 2>/dev/null
-  wait
-  rm -rf "$data"
-}
-trap stop EXIT
+trap stop_servers EXIT
 
 start() { # binary port
   mkdir -p "$data/$2"
-  EVENTKIT_SINK__URL="$data/$2" EVENTKIT_SERVER__LISTEN="127.0.0.1:$2" "$1" serve \
+  # A log directory each: a second process on the same one would refuse to start.
+  EVENTKIT_SINK__URL="$data/$2" EVENTKIT_QUEUE__WAL_DIR="$data/wal-$2" \
+    EVENTKIT_SERVER__LISTEN="127.0.0.1:$2" "$1" serve \
     >/dev/null 2>&1 &
   servers+=($!)
 }

@@ -27,7 +27,8 @@ trap stop EXIT
 cargo build --release --quiet -p eventkit -p eventkit-bench
 "$bin/eventkit-bench" ceiling-server --listen 127.0.0.1:18081 >/dev/null &
 bare=$!
-EVENTKIT_SINK__URL="$data" EVENTKIT_SERVER__LISTEN=127.0.0.1:18080 "$bin/eventkit" serve \
+EVENTKIT_SINK__URL="$data/files" EVENTKIT_QUEUE__WAL_DIR="$data/wal" \
+  EVENTKIT_SERVER__LISTEN=127.0.0.1:18080 "$bin/eventkit" serve \
   >/dev/null 2>&1 &
 collector=$!
 sleep 1

@@ -1,5 +1,15 @@
-# Shared by compare.sh and ab.sh (sourced, not run): paired rounds on two ports, and their median.
-# Both expect a `round PORT` function that prints one round's figures, request rate first.
+# Shared by compare.sh, ab.sh and durability.sh (sourced, not run): paired rounds on two ports,
+# and their median. Each expects a `round PORT` function that prints one round's figures,
+# request rate first.
+
+# Collectors a script starts go in `servers`; `trap stop_servers EXIT` stops them and removes
+# the script's `$data` directory.
+servers=()
+stop_servers() {
+  ((${#servers[@]})) && kill -TERM "${servers[@]}" 2>/dev/null
+  wait
+  rm -rf "$data"
+}
 
 # paired_rounds PAIRS PORT_A PORT_B → one line per pair: "i <round A> <round B>". Which port
 # goes first alternates, so drift within a pair falls on both sides equally.

@@ -2,21 +2,32 @@
 //! or age, store the file (retrying until it is stored), then acknowledge.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventkit_model::{Batch, ColumnSizes, Table, TableBuilder};
-use eventkit_sinks::Sink;
-use tokio::task::JoinSet;
+use eventkit_sinks::{Sink, SinkError};
+use futures::FutureExt;
+use tokio::task::{JoinError, JoinSet};
 
 use crate::config::BatchConfig;
 use crate::health::SinkHealth;
 use crate::queue::{Ack, Consumer, Delivery};
 use crate::telemetry;
 
-/// Files being written at once. Two keeps both cores busy encoding while a third request's
-/// upload would mostly wait on the same store; more only adds memory.
-const MAX_CONCURRENT_FLUSHES: usize = 2;
+/// Files being written at once: one per core keeps every core encoding (and a drain writes that
+/// many streams' files side by side), at least two so an upload's wait overlaps an encode. Capped
+/// because each flush holds a file's encoder buffers on top of its records.
+const MIN_CONCURRENT_FLUSHES: usize = 2;
+const MAX_CONCURRENT_FLUSHES: usize = 8;
+
+fn concurrent_flushes() -> usize {
+    std::thread::available_parallelism()
+        .map_or(MIN_CONCURRENT_FLUSHES, |cores| cores.get())
+        .clamp(MIN_CONCURRENT_FLUSHES, MAX_CONCURRENT_FLUSHES)
+}
 /// Deliveries taken from the queue per wake-up: enough to amortise the wake-up under load,
 /// few enough that age and back-pressure checks are never far behind.
 const DELIVERIES_PER_WAKE: usize = 256;
@@ -36,6 +47,19 @@ const SIZED_STREAMS: usize = 1024;
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 
+/// How a batcher's run ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Drained {
+    /// Whether the run was given up before everything was stored. What was not stored was
+    /// released to the queue, which keeps it for redelivery if it is durable (the WAL replays
+    /// it at the next start): the deliveries still in buffers, and those of cancelled flushes.
+    pub abandoned: bool,
+    pub buffered_released: usize,
+    pub flushes_cancelled: usize,
+    /// Flush tasks that ended abnormally (each was logged and counted as it happened).
+    pub task_failures: usize,
+}
+
 struct Buffer {
     table: TableBuilder,
     acks: Vec<Ack>,
@@ -51,6 +75,8 @@ pub struct Batcher {
     /// Column sizes of each busy stream's last full batch.
     sizes: HashMap<String, ColumnSizes>,
     flushes: JoinSet<()>,
+    max_flushes: usize,
+    task_failures: usize,
 }
 
 impl Batcher {
@@ -62,12 +88,63 @@ impl Batcher {
             buffers: HashMap::new(),
             sizes: HashMap::new(),
             flushes: JoinSet::new(),
+            max_flushes: concurrent_flushes(),
+            task_failures: 0,
         }
     }
 
     /// Runs until the queue is closed and drained, then flushes every buffer and waits for
     /// every file to be stored.
-    pub async fn run(mut self, mut consumer: impl Consumer) {
+    pub async fn run(self, consumer: impl Consumer) {
+        self.run_until(consumer, std::future::pending()).await;
+    }
+
+    /// [`Batcher::run`], given up when `abandon` resolves (a shutdown's grace period ending):
+    /// flushes in flight are cancelled and every delivery not yet stored is released unacked,
+    /// so a durable queue (the WAL) keeps it for the next start. With an in-memory queue those
+    /// events are lost, so only give up on one when losing them beats not stopping.
+    pub async fn run_until(
+        mut self,
+        mut consumer: impl Consumer,
+        abandon: impl Future<Output = ()> + Send,
+    ) -> Drained {
+        let drained = tokio::select! {
+            biased;
+            () = self.drain(&mut consumer) => true,
+            () = abandon => false,
+        };
+        if drained {
+            return Drained {
+                task_failures: self.task_failures,
+                ..Drained::default()
+            };
+        }
+        let buffered_released = self.buffers.values().map(|b| b.acks.len()).sum();
+        self.buffers.clear();
+        // A cancelled flush task drops its acks unacknowledged.
+        self.flushes.abort_all();
+        let mut flushes_cancelled = 0;
+        while let Some(joined) = self.flushes.join_next().await {
+            match joined {
+                Ok(()) => {}
+                Err(error) if error.is_cancelled() => flushes_cancelled += 1,
+                Err(error) => self.note_task_failure(&error),
+            }
+        }
+        tracing::warn!(
+            buffered_released,
+            flushes_cancelled,
+            "stopped before every event was stored: the rest stays queued for redelivery"
+        );
+        Drained {
+            abandoned: true,
+            buffered_released,
+            flushes_cancelled,
+            task_failures: self.task_failures,
+        }
+    }
+
+    async fn drain(&mut self, consumer: &mut impl Consumer) {
         let max_age = Duration::from_millis(self.limits.max_age_ms);
         let mut tick = tokio::time::interval((max_age / 4).clamp(MIN_TICK, MAX_TICK));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -90,7 +167,9 @@ impl Batcher {
                 _ = tick.tick() => {
                     // Finished flushes stay in the set until joined; reap them so "nothing in
                     // flight" below is true when it is.
-                    while self.flushes.try_join_next().is_some() {}
+                    while let Some(joined) = self.flushes.try_join_next() {
+                        self.reaped(joined);
+                    }
                     let due: Vec<String> = if consumer.is_backlogged() && self.flushes.is_empty() {
                         // Nothing in flight will free the queue: write everything held now.
                         self.buffers.keys().cloned().collect()
@@ -111,7 +190,23 @@ impl Batcher {
         for stream in streams {
             self.flush(&stream).await;
         }
-        while self.flushes.join_next().await.is_some() {}
+        while let Some(joined) = self.flushes.join_next().await {
+            self.reaped(joined);
+        }
+    }
+
+    /// A finished flush task. One that failed had its acks dropped, so its deliveries went back
+    /// to the queue; it is logged and counted here rather than vanishing with the join.
+    fn reaped(&mut self, joined: Result<(), JoinError>) {
+        if let Err(error) = joined {
+            self.note_task_failure(&error);
+        }
+    }
+
+    fn note_task_failure(&mut self, error: &JoinError) {
+        self.task_failures += 1;
+        metrics::counter!(telemetry::FLUSH_TASK_FAILURES).increment(1);
+        tracing::error!(%error, "a flush task failed; its deliveries were released unacknowledged");
     }
 
     /// Adds a delivery to its stream's buffer; returns the stream when its buffer is full.
@@ -153,12 +248,18 @@ impl Batcher {
     }
 
     async fn flush(&mut self, stream: &str) {
+        if !self.buffers.contains_key(stream) {
+            return;
+        }
+        // The buffer stays in place while this waits, so a run abandoned here still counts it.
+        while self.flushes.len() >= self.max_flushes {
+            if let Some(joined) = self.flushes.join_next().await {
+                self.reaped(joined);
+            }
+        }
         let Some((stream, buffer)) = self.buffers.remove_entry(stream) else {
             return;
         };
-        while self.flushes.len() >= MAX_CONCURRENT_FLUSHES {
-            self.flushes.join_next().await;
-        }
         // A stream that filled its batch will likely fill the next one: start that one at this
         // size. One flushed by age has slowed down, and keeps no reservation.
         let full =
@@ -201,7 +302,24 @@ async fn store_until_written(sink: &dyn Sink, table: Arc<Table>, health: &SinkHe
     let stream = table.stream.clone();
     loop {
         let started = Instant::now();
-        match sink.write(table.clone()).await {
+        // A panicking write is a failed write: the table is immutable and a sink leaves nothing
+        // visible from a failed call, so the same table is simply tried again.
+        let written = match AssertUnwindSafe(sink.write(table.clone()))
+            .catch_unwind()
+            .await
+        {
+            Ok(written) => written,
+            Err(panic) => {
+                metrics::counter!(telemetry::WRITE_PANICS).increment(1);
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(SinkError::Task(format!("the write panicked: {message}")))
+            }
+        };
+        match written {
             Ok(files) => {
                 health.set(true);
                 metrics::histogram!(telemetry::FLUSH_SECONDS)
@@ -241,13 +359,17 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
-    use eventkit_sinks::{SinkError, WrittenFile};
+    use eventkit_sinks::WrittenFile;
 
     use super::*;
-    use crate::queue::{InProcessQueue, Queue};
+    use crate::queue::wal::WalOptions;
+    use crate::queue::{InProcessQueue, Queue, WalQueue};
 
-    /// Fails its first `failures` writes, then records the stream and row count it is given.
+    /// Panics in its first `panics` writes, fails the next `failures`, then records the stream
+    /// and row count it is given.
+    #[derive(Default)]
     struct FlakySink {
+        panics: AtomicUsize,
         failures: AtomicUsize,
         stored: Mutex<Vec<(String, usize)>>,
     }
@@ -255,6 +377,10 @@ mod tests {
     #[async_trait]
     impl Sink for FlakySink {
         async fn write(&self, table: Arc<Table>) -> Result<Vec<WrittenFile>, SinkError> {
+            if self.panics.load(Ordering::SeqCst) > 0 {
+                self.panics.fetch_sub(1, Ordering::SeqCst);
+                panic!("an encoder bug");
+            }
             if self.failures.load(Ordering::SeqCst) > 0 {
                 self.failures.fetch_sub(1, Ordering::SeqCst);
                 return Err(SinkError::Io(std::io::Error::other("store unreachable")));
@@ -271,11 +397,145 @@ mod tests {
         crate::queue::test_batch(stream, n)
     }
 
+    fn limits(max_events: usize) -> BatchConfig {
+        BatchConfig {
+            max_events,
+            max_bytes: usize::MAX,
+            max_age_ms: 60_000,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panicking_write_is_retried_not_lost() {
+        let sink = Arc::new(FlakySink {
+            panics: AtomicUsize::new(1),
+            ..FlakySink::default()
+        });
+        let health = Arc::new(SinkHealth::default());
+        let (queue, consumer) = InProcessQueue::new(100, 1 << 20);
+        let batcher = tokio::spawn(Batcher::new(sink.clone(), limits(5), health).run(consumer));
+        assert_eq!(queue.enqueue(vec![batch("a", 5)]).await, Ok(()));
+        queue.close();
+        assert!(batcher.await.is_ok());
+        assert_eq!(sink.panics.load(Ordering::SeqCst), 0);
+        let stored = sink.stored.lock().map(|s| s.clone()).unwrap_or_default();
+        assert_eq!(stored, [("a".to_owned(), 5)]);
+        assert_eq!(queue.depth(), 0);
+    }
+
+    /// Hands out a fixed list of deliveries, then reports the queue drained.
+    struct Scripted(Vec<Delivery>);
+
+    #[async_trait]
+    impl Consumer for Scripted {
+        async fn next_many(&mut self, into: &mut Vec<Delivery>, _max: usize) -> usize {
+            let n = self.0.len();
+            into.append(&mut self.0);
+            n
+        }
+    }
+
+    fn delivery(stream: &str, ack: Ack) -> Delivery {
+        let batch = batch(stream, 1);
+        Delivery {
+            approx_bytes: batch.records.approx_bytes(),
+            batch,
+            ack,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_task_is_counted_and_its_deliveries_released() {
+        let sink = Arc::new(FlakySink::default());
+        let (settled, outcome) = tokio::sync::oneshot::channel();
+        let deliveries = vec![
+            delivery("a", Ack::new(|| panic!("an ack that fails"))),
+            delivery(
+                "a",
+                Ack::settled_by(move |how| {
+                    let _ = settled.send(how);
+                }),
+            ),
+        ];
+        let batcher = Batcher::new(sink, limits(2), Arc::new(SinkHealth::default()));
+        let drained = batcher
+            .run_until(Scripted(deliveries), std::future::pending())
+            .await;
+        assert_eq!(drained.task_failures, 1);
+        assert!(!drained.abandoned);
+        assert_eq!(outcome.await.ok(), Some(crate::queue::Settled::Released));
+    }
+
+    /// Counts its writes and never finishes one: a store that hangs.
+    struct Hangs(tokio::sync::Semaphore);
+
+    #[async_trait]
+    impl Sink for Hangs {
+        async fn write(&self, _table: Arc<Table>) -> Result<Vec<WrittenFile>, SinkError> {
+            self.0.add_permits(1);
+            std::future::pending().await
+        }
+    }
+
+    /// A stop past its deadline gives up on writes in flight and on buffers, and the WAL still
+    /// has every acknowledged event for the next start.
+    #[tokio::test]
+    async fn an_abandoned_run_leaves_every_acknowledged_event_in_the_wal() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let options = WalOptions {
+            dir: dir.path().to_owned(),
+            max_bytes: 1 << 30,
+            segment_bytes: 1 << 20,
+        };
+        let sink = Arc::new(Hangs(tokio::sync::Semaphore::new(0)));
+        let max_flushes = concurrent_flushes();
+        {
+            let Ok((queue, consumer, _replay)) = WalQueue::open(&options, 1000, 1 << 20) else {
+                panic!("open");
+            };
+            let batcher = Batcher::new(sink.clone(), limits(3), Arc::new(SinkHealth::default()));
+            let (give_up, abandon) = tokio::sync::oneshot::channel::<()>();
+            let run = tokio::spawn(batcher.run_until(consumer, async {
+                let _ = abandon.await;
+            }));
+            // First, so it is in its buffer by the time the writes below have started.
+            assert_eq!(queue.enqueue(vec![batch("buffered", 1)]).await, Ok(()));
+            for stream in (0..max_flushes).map(|i| format!("full{i}")) {
+                assert_eq!(queue.enqueue(vec![batch(&stream, 3)]).await, Ok(()));
+            }
+            // Every flush slot holds a write that will never finish.
+            let writing = sink.0.acquire_many(max_flushes as u32).await;
+            assert!(writing.is_ok());
+            queue.close();
+            let _ = give_up.send(());
+            let drained = run.await.unwrap_or_default();
+            assert_eq!(
+                drained,
+                Drained {
+                    abandoned: true,
+                    buffered_released: 1,
+                    flushes_cancelled: max_flushes,
+                    task_failures: 0
+                }
+            );
+        }
+        let Ok((queue, mut consumer, replay)) = WalQueue::open(&options, 1000, 1 << 20) else {
+            panic!("reopen");
+        };
+        let replayed = replay.run().await.map(|r| r.events).ok();
+        assert_eq!(replayed, Some(3 * max_flushes + 1));
+        queue.close();
+        let mut deliveries = Vec::new();
+        while consumer.next_many(&mut deliveries, 64).await > 0 {}
+        let events: usize = deliveries.iter().map(|d| d.batch.records.len()).sum();
+        assert_eq!(events, 3 * max_flushes + 1);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn failing_store_is_retried_until_stored_and_capacity_held_meanwhile() {
         let sink = Arc::new(FlakySink {
             failures: AtomicUsize::new(3),
-            stored: Mutex::new(vec![]),
+            ..FlakySink::default()
         });
         let health = Arc::new(SinkHealth::default());
         let limits = BatchConfig {

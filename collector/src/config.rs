@@ -4,7 +4,7 @@
 mod access;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use eventkit_model::StreamName;
 use figment::Figment;
@@ -127,6 +127,16 @@ pub enum QueueMode {
     Pubsub,
 }
 
+/// What an `async` queue promises for an accepted event when the process dies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Appended and fdatasynced to a write-ahead log before the 2xx; replayed at the next start.
+    Wal,
+    /// Held in memory only: a crash (not a graceful stop) loses what was not yet stored.
+    Memory,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
@@ -135,6 +145,16 @@ pub struct QueueConfig {
     pub capacity: usize,
     /// The same bound in bytes, for when events are large.
     pub capacity_bytes: usize,
+    /// For `mode = "async"`; `pubsub` is durable by itself.
+    pub durability: Durability,
+    /// The write-ahead log's directory: local disk, outside `sink.url` so readers of the Parquet
+    /// files never see it (and so it works when the sink is `gs://` or `memory://`).
+    pub wal_dir: PathBuf,
+    /// Bound on the log's segment files; past it requests get 503 + `Retry-After`.
+    pub wal_max_bytes: u64,
+    /// A segment is deleted once all its events are stored: smaller segments free disk sooner,
+    /// larger ones mean fewer files.
+    pub wal_segment_bytes: u64,
 }
 
 impl Default for QueueConfig {
@@ -145,6 +165,12 @@ impl Default for QueueConfig {
             mode: QueueMode::Async,
             capacity: 200_000,
             capacity_bytes: 256 * 1024 * 1024,
+            durability: Durability::Wal,
+            wal_dir: PathBuf::from("./wal"),
+            // Four times what the in-memory bound holds (records are smaller encoded than in
+            // memory), so segments pinned by a slow stream's last events rarely cause 503s.
+            wal_max_bytes: 1024 * 1024 * 1024,
+            wal_segment_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -249,6 +275,7 @@ impl Config {
                 ),
             });
         }
+        self.validate_wal()?;
         self.validate_access()?;
         if self.sink.url.trim().is_empty() {
             return Err(ConfigError::Invalid {
@@ -265,6 +292,37 @@ impl Config {
 const MAX_PUBSUB_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 
 impl Config {
+    fn validate_wal(&self) -> Result<(), ConfigError> {
+        let queue = &self.queue;
+        if queue.mode != QueueMode::Async || queue.durability != Durability::Wal {
+            return Ok(());
+        }
+        if queue.wal_dir.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "queue.wal_dir",
+                reason: "must not be empty".to_owned(),
+            });
+        }
+        if queue.wal_segment_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "queue.wal_segment_bytes",
+                reason: "must be greater than 0".to_owned(),
+            });
+        }
+        // Room for a full request once everything is stored: the segment being written and a
+        // just-closed one are the only files left then.
+        let least = 2 * queue.wal_segment_bytes + crate::queue::wal::FULL_REQUEST_BYTES;
+        if queue.wal_max_bytes < least {
+            return Err(ConfigError::Invalid {
+                key: "queue.wal_max_bytes",
+                reason: format!(
+                    "must be at least twice queue.wal_segment_bytes plus one full request ({least} bytes)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn validate_pubsub(&self) -> Result<(), ConfigError> {
         let pubsub = &self.pubsub;
         for (key, name) in [

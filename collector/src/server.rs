@@ -9,11 +9,12 @@ use eventkit_sinks::{ParquetSink, Sink};
 use tokio::net::TcpListener;
 
 use crate::batcher::Batcher;
-use crate::config::{Config, QueueMode};
+use crate::config::{Config, Durability, QueueMode};
 use crate::health::SinkHealth;
 use crate::http::{AppState, Auth, Shared, router};
 use crate::queue::pubsub::{PublishLoop, PubsubQueue, connect};
-use crate::queue::{InProcessQueue, Queue};
+use crate::queue::wal::{WalError, WalOptions};
+use crate::queue::{InProcessQueue, Queue, WalQueue};
 use crate::telemetry::{self, IngestCounters};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,8 @@ pub enum ServerError {
     Sink(#[from] eventkit_sinks::SinkError),
     #[error("pubsub")]
     Pubsub(#[from] crate::queue::pubsub::connect::ConnectError),
+    #[error("write-ahead log")]
+    Wal(#[from] WalError),
     #[error("serving HTTP")]
     Serve(#[from] std::io::Error),
     #[error("the batch writer stopped abnormally: {0}")]
@@ -41,11 +44,9 @@ pub async fn run(
     let (queue, drained) = match config.queue.mode {
         QueueMode::Async => {
             let sink = open_sink(&config)?;
-            let (queue, consumer) =
-                InProcessQueue::new(config.queue.capacity, config.queue.capacity_bytes);
             let batcher = Batcher::new(sink, config.batch.clone(), sink_health.clone());
-            let queue: Arc<dyn Queue> = queue;
-            (queue, Drained::Batcher(tokio::spawn(batcher.run(consumer))))
+            let (queue, writer) = start_async(&config, batcher).await?;
+            (queue, Drained::Batcher(writer))
         }
         QueueMode::Pubsub => {
             let pubsub = &config.pubsub;
@@ -108,6 +109,35 @@ pub async fn run(
 enum Drained {
     Batcher(tokio::task::JoinHandle<()>),
     Publisher(PublishLoop),
+}
+
+/// `async` mode's queue, in memory or behind the write-ahead log, with its batcher running. With
+/// the log, what the last run left is queued before this returns, so before any new request.
+async fn start_async(
+    config: &Config,
+    batcher: Batcher,
+) -> Result<(Arc<dyn Queue>, tokio::task::JoinHandle<()>), ServerError> {
+    let (capacity, capacity_bytes) = (config.queue.capacity, config.queue.capacity_bytes);
+    match config.queue.durability {
+        Durability::Memory => {
+            let (queue, consumer) = InProcessQueue::new(capacity, capacity_bytes);
+            Ok((queue, tokio::spawn(batcher.run(consumer))))
+        }
+        Durability::Wal => {
+            let options = WalOptions {
+                dir: config.queue.wal_dir.clone(),
+                max_bytes: config.queue.wal_max_bytes,
+                segment_bytes: config.queue.wal_segment_bytes,
+            };
+            let (queue, consumer, replay) = WalQueue::open(&options, capacity, capacity_bytes)?;
+            let writer = tokio::spawn(batcher.run(consumer));
+            let replayed = replay.run().await?;
+            if replayed.records > 0 {
+                tracing::info!(?replayed, "replayed the write-ahead log");
+            }
+            Ok((queue, writer))
+        }
+    }
 }
 
 /// The sink `[sink]` describes, for the batcher of `async` mode and of the loader.

@@ -27,6 +27,14 @@ pub const PUBSUB_PUBLISH_SECONDS: &str = "eventkit_pubsub_publish_seconds";
 pub const PUBSUB_MESSAGES_RECEIVED: &str = "eventkit_pubsub_messages_received_total";
 pub const PUBSUB_MESSAGES_UNREADABLE: &str = "eventkit_pubsub_messages_unreadable_total";
 pub const DUPLICATES_REMOVED: &str = "eventkit_duplicates_removed_total";
+/// Deliveries dropped unacknowledged: their capacity came back, their records were not stored.
+pub const DELIVERIES_RELEASED: &str = "eventkit_deliveries_released_total";
+/// Flush tasks that ended abnormally (a panic outside the retried write, or an abort).
+pub const FLUSH_TASK_FAILURES: &str = "eventkit_flush_task_failures_total";
+/// Sink writes that panicked; each is retried like a failed write.
+pub const WRITE_PANICS: &str = "eventkit_write_panics_total";
+pub const WAL_FSYNCS: &str = "eventkit_wal_fsyncs_total";
+pub const WAL_BYTES: &str = "eventkit_wal_bytes";
 
 /// Flushes range from milliseconds (a small local file) to tens of seconds (a large upload
 /// over a slow link, with retries).

@@ -14,3 +14,4 @@ mod independent_readers;
 mod pubsub_e2e;
 mod segment_api;
 mod segment_sdks;
+mod wal_crash;

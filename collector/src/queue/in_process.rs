@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use eventkit_model::Batch;
 use tokio::sync::Notify;
 
-use super::{Ack, Consumer, Delivery, Queue, QueueError};
+use super::{Ack, Consumer, Delivery, Queue, QueueError, Settled};
 
 /// Bytes are counted in KiB so both budgets fit one 64-bit word.
 const BYTES_PER_KIB: usize = 1024;
@@ -76,10 +76,15 @@ impl Capacity {
     }
 }
 
+/// Runs once a delivery's file is stored, never on release: how the WAL learns that a
+/// segment's records are safe elsewhere.
+pub(super) type OnStored = Box<dyn FnOnce() + Send>;
+
 /// A request's batch with its measured size, waiting for the consumer.
 struct Queued {
     batch: Batch,
     approx_bytes: usize,
+    on_stored: Option<OnStored>,
 }
 
 /// The capacity a batch holds: its records, and its size in KiB.
@@ -197,17 +202,63 @@ fn kib(bytes: usize) -> u64 {
     bytes.div_ceil(BYTES_PER_KIB) as u64
 }
 
-#[async_trait]
-impl Queue for InProcessQueue {
-    async fn enqueue(&self, batches: Vec<Batch>) -> Result<(), QueueError> {
-        let shared = &self.shared;
+/// Capacity taken for a request, given back unless its batches are committed to the queue.
+pub(super) struct Reservation<'a> {
+    shared: &'a Shared,
+    events: u64,
+    kibs: u64,
+    committed: bool,
+}
+
+impl Reservation<'_> {
+    /// Queues the batches the reservation was made for, each with what to run once stored.
+    pub(super) fn commit(
+        mut self,
+        batches: impl Iterator<Item = (Batch, Option<OnStored>)>,
+    ) -> Result<(), QueueError> {
+        let shared = self.shared;
+        {
+            let mut inbox = shared.this_threads_shard().lock();
+            if inbox.sealed {
+                return Err(QueueError::Closed);
+            }
+            self.committed = true;
+            inbox
+                .queued
+                .extend(batches.map(|(batch, on_stored)| Queued {
+                    approx_bytes: batch.records.approx_bytes(),
+                    batch,
+                    on_stored,
+                }));
+        }
+        // Read after the batches are in their shard; the consumer sets it before its last look
+        // at the shards, so either it sees these batches or this sees it waiting.
+        if shared.consumer_waiting.load(Ordering::SeqCst) {
+            shared.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.shared.capacity.give_back(self.events, self.kibs);
+        }
+    }
+}
+
+impl InProcessQueue {
+    /// Takes capacity for `batches` all at once, or refuses them.
+    pub(super) fn reserve(&self, batches: &[Batch]) -> Result<Reservation<'_>, QueueError> {
+        let shared = &*self.shared;
         if shared.closed.load(Ordering::Acquire) {
             return Err(QueueError::Closed);
         }
         // Sizing a batch is a sum over its records of lengths already known, cheap enough to
         // do twice rather than keep the sizes.
         let (mut events, mut kibs) = (0, 0);
-        for batch in &batches {
+        for batch in batches {
             let (batch_events, batch_kib) = held(batch, batch.records.approx_bytes());
             events += batch_events;
             kibs += batch_kib;
@@ -223,24 +274,25 @@ impl Queue for InProcessQueue {
         if !shared.capacity.try_take(events, kibs) {
             return Err(QueueError::Full);
         }
-        {
-            let mut inbox = shared.this_threads_shard().lock();
-            if inbox.sealed {
-                drop(inbox);
-                shared.capacity.give_back(events, kibs);
-                return Err(QueueError::Closed);
-            }
-            inbox.queued.extend(batches.into_iter().map(|batch| Queued {
-                approx_bytes: batch.records.approx_bytes(),
-                batch,
-            }));
-        }
-        // Read after the batches are in their shard; the consumer sets it before its last look
-        // at the shards, so either it sees these batches or this sees it waiting.
-        if shared.consumer_waiting.load(Ordering::SeqCst) {
-            shared.wake.notify_one();
-        }
-        Ok(())
+        Ok(Reservation {
+            shared,
+            events,
+            kibs,
+            committed: false,
+        })
+    }
+
+    /// Whether a close has been asked for (the WAL checks before it writes anything).
+    pub(super) fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+}
+
+#[async_trait]
+impl Queue for InProcessQueue {
+    async fn enqueue(&self, batches: Vec<Batch>) -> Result<(), QueueError> {
+        self.reserve(&batches)?
+            .commit(batches.into_iter().map(|batch| (batch, None)))
     }
 
     fn depth(&self) -> usize {
@@ -270,13 +322,20 @@ fn deliver(shared: &Arc<Shared>, batches: impl Iterator<Item = Queued>, into: &m
     for Queued {
         batch,
         approx_bytes,
+        on_stored,
     } in batches
     {
         let (events, kib) = held(&batch, approx_bytes);
         let shared = shared.clone();
         into.push(Delivery {
             batch,
-            ack: Ack::new(move || shared.capacity.give_back(events, kib)),
+            // Capacity comes back either way: a released delivery is no longer in memory.
+            ack: Ack::settled_by(move |settled| {
+                shared.capacity.give_back(events, kib);
+                if let (Settled::Stored, Some(on_stored)) = (settled, on_stored) {
+                    on_stored();
+                }
+            }),
             approx_bytes,
         });
     }
@@ -364,6 +423,15 @@ mod tests {
         }
         assert_eq!(queue.depth(), 0);
         assert_eq!(queue.enqueue(vec![batch(6)]).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_delivery_dropped_unacknowledged_gives_its_capacity_back() {
+        let (queue, mut consumer) = InProcessQueue::new(10, 1 << 20);
+        assert_eq!(queue.enqueue(vec![batch(6)]).await, Ok(()));
+        drop(next(&mut consumer).await);
+        assert_eq!(queue.depth(), 0);
+        assert_eq!(queue.enqueue(vec![batch(10)]).await, Ok(()));
     }
 
     #[tokio::test]

@@ -6,15 +6,19 @@
 //!   answer is never given for records the mode could still lose.
 //! - A delivery is acknowledged with [`Ack::ack`] only after its file is stored. Until then the
 //!   queue still holds it (and, for in-process mode, still counts it against capacity), which is
-//!   what bounds memory across the queue *and* the batch buffers.
+//!   what bounds memory across the queue *and* the batch buffers. An `Ack` dropped unacknowledged
+//!   gives its capacity back and leaves the records to the mode's redelivery (the WAL replays
+//!   them at the next start; Pub/Sub redelivers the message).
 
 mod in_process;
 pub mod pubsub;
+pub mod wal;
 
 use async_trait::async_trait;
 use eventkit_model::Batch;
 
-pub use in_process::InProcessQueue;
+pub use in_process::{InProcessConsumer, InProcessQueue};
+pub use wal::{WalConsumer, WalQueue};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum QueueError {
@@ -70,17 +74,50 @@ pub struct Delivery {
     pub approx_bytes: usize,
 }
 
-/// Releases a delivery from the queue. Dropping it unacknowledged is the same as a crash: the
-/// mode's redelivery rules apply (none for `async`, whose memory is simply freed).
-pub struct Ack(Box<dyn FnOnce() + Send>);
+/// How a delivery left the batcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Its file is stored: the queue may forget it.
+    Stored,
+    /// Dropped unacknowledged (a failed encode, a stop at the grace deadline, a panic): the
+    /// queue gives back its capacity, and a durable mode keeps the records for redelivery.
+    Released,
+}
+
+/// Settles a delivery with the queue: [`Ack::ack`] once its file is stored; dropping it
+/// unacknowledged releases it instead, so capacity always comes back.
+#[must_use = "an Ack dropped unacknowledged releases its delivery for redelivery"]
+pub struct Ack(Option<Box<dyn FnOnce(Settled) + Send>>);
 
 impl Ack {
+    /// An ack whose release does nothing (the records are simply forgotten).
     pub fn new(on_ack: impl FnOnce() + Send + 'static) -> Self {
-        Self(Box::new(on_ack))
+        Self::settled_by(|settled| {
+            if settled == Settled::Stored {
+                on_ack();
+            }
+        })
     }
 
-    pub fn ack(self) {
-        (self.0)()
+    /// One closure for both paths, so an ack that does something either way (give capacity
+    /// back; ack or nack a message) is one allocation.
+    pub fn settled_by(on_settle: impl FnOnce(Settled) + Send + 'static) -> Self {
+        Self(Some(Box::new(on_settle)))
+    }
+
+    pub fn ack(mut self) {
+        if let Some(on_settle) = self.0.take() {
+            on_settle(Settled::Stored);
+        }
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if let Some(on_settle) = self.0.take() {
+            metrics::counter!(crate::telemetry::DELIVERIES_RELEASED).increment(1);
+            on_settle(Settled::Released);
+        }
     }
 }
 

@@ -19,6 +19,8 @@ pub use parquet_rows::read_rows;
 pub struct TestServer {
     pub addr: SocketAddr,
     pub data: tempfile::TempDir,
+    /// The write-ahead log's directory, apart from the data like the default `./wal`.
+    pub wal: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), eventkit::server::ServerError>>>,
     pub client: reqwest::Client,
@@ -28,8 +30,10 @@ impl TestServer {
     /// A collector writing to a fresh temporary directory. `tune` adjusts the config.
     pub async fn start(tune: impl FnOnce(&mut Config)) -> TestServer {
         let data = tempfile::tempdir().expect("tempdir");
+        let wal = tempfile::tempdir().expect("tempdir");
         let mut config = Config::default();
         config.sink.url = format!("file://{}", data.path().display());
+        config.queue.wal_dir = wal.path().to_owned();
         tune(&mut config);
         config.validate().expect("valid config");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -43,6 +47,7 @@ impl TestServer {
         TestServer {
             addr,
             data,
+            wal,
             stop: Some(stop),
             task: Some(task),
             client: reqwest::Client::new(),
