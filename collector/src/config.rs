@@ -108,6 +108,25 @@ pub struct ServerConfig {
     /// The URL browsers reach this collector at (`https://collect.example.com`), written into
     /// the settings document analytics.js fetches. Unset: taken from each request's `Host`.
     pub public_url: Option<String>,
+    /// Open connections. Also capped at the file-descriptor limit less `fd_reserve`; past the
+    /// cap a new connection is closed at once.
+    pub max_connections: usize,
+    /// File descriptors kept free of connections, for the batch writer's files and the store.
+    pub fd_reserve: usize,
+    /// Requests being read or handled at once (probes excepted); past it: 503 with `Retry-After`.
+    pub max_requests: usize,
+    /// Largest request head; also the read buffer a connection keeps between requests.
+    pub max_header_bytes: usize,
+    /// Time for a request's headers to arrive, counted from when the connection waits for them:
+    /// it also closes idle keep-alive connections.
+    pub header_timeout_ms: u64,
+    /// Time for a request's body to arrive once the handler waits for it; past it: 408.
+    pub body_timeout_ms: u64,
+    /// Distinct streams accepted since start, besides the dead-letter stream and the configured
+    /// ones; a new stream past it gets 400 naming this key.
+    pub max_streams: usize,
+    /// From SIGTERM to exit: requests still being sent by then are cut off.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -116,6 +135,15 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trust_forwarded_for: false,
             public_url: None,
+            // The reasons for each default are in README.md, "How memory adds up".
+            max_connections: 4096,
+            fd_reserve: 256,
+            max_requests: 1024,
+            max_header_bytes: 16 * 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            max_streams: 1000,
+            shutdown_grace_ms: 25_000,
         }
     }
 }
@@ -260,6 +288,7 @@ impl Config {
         positive("batch.max_events", self.batch.max_events)?;
         positive("batch.max_bytes", self.batch.max_bytes)?;
         self.validate_pubsub()?;
+        self.server.validate_bounds()?;
         if self.batch.max_age_ms == 0 {
             return Err(ConfigError::Invalid {
                 key: "batch.max_age_ms",
@@ -290,6 +319,32 @@ impl Config {
 /// Pub/Sub refuses a message over 10 MB; a message's encoded size stays under its events'
 /// decoded size, so this leaves room for attributes and framing.
 const MAX_PUBSUB_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+impl ServerConfig {
+    fn validate_bounds(&self) -> Result<(), ConfigError> {
+        let at_least = |key: &'static str, value: u64, least: u64| {
+            if value < least {
+                Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("must be at least {least}"),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        at_least("server.max_connections", self.max_connections as u64, 1)?;
+        at_least("server.max_requests", self.max_requests as u64, 1)?;
+        // hyper's own floor for its read buffer.
+        at_least(
+            "server.max_header_bytes",
+            self.max_header_bytes as u64,
+            8192,
+        )?;
+        at_least("server.header_timeout_ms", self.header_timeout_ms, 1)?;
+        at_least("server.body_timeout_ms", self.body_timeout_ms, 1)?;
+        at_least("server.max_streams", self.max_streams as u64, 1)?;
+        at_least("server.shutdown_grace_ms", self.shutdown_grace_ms, 1)
+    }
+}
 
 impl Config {
     fn validate_wal(&self) -> Result<(), ConfigError> {

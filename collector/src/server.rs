@@ -1,20 +1,24 @@
 //! Wiring: config → store → sink → queue → batcher → HTTP, and the orderly stop.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use eventkit_sinks::store::open_store_with;
 use eventkit_sinks::{ParquetSink, Sink};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::batcher::Batcher;
 use crate::config::{Config, Durability, QueueMode};
 use crate::health::SinkHealth;
-use crate::http::{AppState, Auth, Shared, router};
+use crate::http::{AppState, Auth, HttpServer, ServeLimits, Shared, router};
 use crate::queue::pubsub::{PublishLoop, PubsubQueue, connect};
 use crate::queue::wal::{WalError, WalOptions};
 use crate::queue::{InProcessQueue, Queue, WalQueue};
+use crate::streams::StreamRegistry;
 use crate::telemetry::{self, IngestCounters};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,8 +37,9 @@ pub enum ServerError {
     Batcher(String),
 }
 
-/// Serves until `shutdown` resolves, then stops accepting, drains the queue, flushes every
-/// batch and returns once all accepted events are stored.
+/// Serves until `shutdown` resolves, then stops taking requests (for `server.shutdown_grace_ms`
+/// at most; requests still arriving then are cut off), drains the queue, flushes every batch and
+/// returns once all accepted events are stored.
 pub async fn run(
     config: Config,
     listener: TcpListener,
@@ -69,6 +74,17 @@ pub async fn run(
         }
     };
 
+    // Always taken and labelled: the dead-letter stream and every stream the config names.
+    let known_streams: Vec<String> = config
+        .sources
+        .iter()
+        .map(|s| s.stream.clone())
+        .chain([
+            config.auth.anonymous_stream.clone(),
+            eventkit_model::REJECTED_STREAM.to_owned(),
+        ])
+        .collect();
+    telemetry::label_streams(known_streams.iter().cloned());
     let state = AppState::new(Shared {
         queue: queue.clone(),
         sink_health,
@@ -78,36 +94,58 @@ pub async fn run(
         cors: config.cors.clone(),
         public_url: config.server.public_url.clone(),
         counters: IngestCounters,
+        streams: StreamRegistry::new(config.server.max_streams, known_streams),
+        draining: AtomicBool::new(false),
     });
     if config.sources.is_empty() && !config.auth.allow_anonymous {
         tracing::warn!(
             "no [[sources]] configured and auth.allow_anonymous is off: /v1/* will answer 401"
         );
     }
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = &config.server;
+    let limits = ServeLimits {
+        max_connections: crate::fd_limit::connection_cap(server.max_connections, server.fd_reserve),
+        max_requests: server.max_requests,
+        max_header_bytes: server.max_header_bytes,
+        header_timeout: Duration::from_millis(server.header_timeout_ms),
+        body_timeout: Duration::from_millis(server.body_timeout_ms),
+    };
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, sink = %config.sink.url, mode = ?config.queue.mode, "eventkit listening");
+        tracing::info!(%addr, sink = %config.sink.url, mode = ?config.queue.mode, max_connections = limits.max_connections, "eventkit listening");
     }
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let mut http = HttpServer::start(listener, router(state), state, limits);
+    shutdown.await;
 
-    // In-flight requests have finished (accepted or refused); nothing new can be enqueued.
+    let deadline = Instant::now() + Duration::from_millis(server.shutdown_grace_ms);
+    if !http.drain(deadline).await {
+        tracing::warn!("shutdown grace period over: requests still arriving were cut off");
+    }
+    // Every request has been answered or cut off; nothing new can be enqueued.
     queue.close();
     tracing::info!(pending = queue.depth(), "draining the queue");
+    let written = finish_writes(drained, deadline).await;
+    // The listener answered probes (503) until now.
+    http.stop().await;
+    written
+}
+
+/// Waits for what the queue holds to be stored (`async`) or acknowledged by Pub/Sub. This is
+/// where the write-ahead log bounds the stop by `deadline`, leaving what is unstored in the log
+/// for the next start; the in-memory queue has nowhere to leave it, so until then this waits for
+/// every write.
+async fn finish_writes(drained: Drained, _deadline: Instant) -> Result<(), ServerError> {
     let drained = match drained {
         Drained::Batcher(writer) => writer.await,
         Drained::Publisher(published) => published.finished().await,
     };
     tracing::info!("all accepted events stored");
-    served?;
     drained.map_err(|e| ServerError::Batcher(e.to_string()))
 }
 
 /// What the orderly stop waits for once requests have finished: every accepted event stored
 /// (`async`), or published and acknowledged by Pub/Sub (`pubsub`).
 enum Drained {
-    Batcher(tokio::task::JoinHandle<()>),
+    Batcher(JoinHandle<()>),
     Publisher(PublishLoop),
 }
 

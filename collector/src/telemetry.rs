@@ -1,5 +1,7 @@
 //! Metric names (one place, so dashboards and code agree) and the Prometheus recorder.
 
+mod labels;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +10,9 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
 use eventkit_model::EventType;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use labels::BoundedStreamLabels;
+pub use labels::{LABELLED_STREAMS, OTHER_STREAMS, label_streams, stream_label};
 
 pub const EVENTS_ACCEPTED: &str = "eventkit_events_accepted_total";
 pub const EVENTS_REJECTED: &str = "eventkit_events_rejected_total";
@@ -35,6 +40,9 @@ pub const FLUSH_TASK_FAILURES: &str = "eventkit_flush_task_failures_total";
 pub const WRITE_PANICS: &str = "eventkit_write_panics_total";
 pub const WAL_FSYNCS: &str = "eventkit_wal_fsyncs_total";
 pub const WAL_BYTES: &str = "eventkit_wal_bytes";
+pub const CONNECTIONS_REFUSED: &str = "eventkit_connections_refused_total";
+pub const REQUESTS_OVER_CAPACITY: &str = "eventkit_requests_over_capacity_total";
+pub const STREAMS_REFUSED: &str = "eventkit_requests_stream_limit_total";
 
 /// Flushes range from milliseconds (a small local file) to tens of seconds (a large upload
 /// over a slow link, with retries).
@@ -55,7 +63,7 @@ pub fn prometheus() -> PrometheusHandle {
                 Ok(builder) => {
                     let recorder = builder.build_recorder();
                     let handle = recorder.handle();
-                    if metrics::set_global_recorder(recorder).is_err() {
+                    if metrics::set_global_recorder(BoundedStreamLabels(recorder)).is_err() {
                         tracing::warn!(
                             "a metrics recorder was already installed; /metrics will be empty"
                         );
@@ -66,7 +74,7 @@ pub fn prometheus() -> PrometheusHandle {
                     tracing::warn!(%error, "metrics buckets rejected; using defaults");
                     let recorder = PrometheusBuilder::new().build_recorder();
                     let handle = recorder.handle();
-                    let _ = metrics::set_global_recorder(recorder);
+                    let _ = metrics::set_global_recorder(BoundedStreamLabels(recorder));
                     handle
                 }
             }
@@ -174,10 +182,11 @@ impl IngestCounters {
     /// Hands the counts to the metrics registry; runs before each `/metrics` render.
     pub fn publish(&self) {
         let all = all_counts();
+        // Added up by label: streams past the label bound share one set of series.
         let mut totals: HashMap<&str, Totals> = HashMap::new();
         for counts in all.per_thread.iter().chain(all.shared.values()) {
             totals
-                .entry(counts.stream.as_str())
+                .entry(stream_label(&counts.stream))
                 .or_default()
                 .add(counts);
         }

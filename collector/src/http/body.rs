@@ -7,8 +7,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
 use flate2::read::MultiGzDecoder;
+use http_body_util::BodyExt;
 
 use super::error::ApiError;
+use super::timed_body::BodyTimedOut;
 use crate::ingest::MAX_BODY_BYTES;
 
 pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
@@ -25,7 +27,7 @@ pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiErro
     if gzip { gunzip(&raw) } else { Ok(raw) }
 }
 
-async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+async fn read_limited(headers: &HeaderMap, mut body: Body) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -33,23 +35,47 @@ async fn read_limited(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError
     if declared.is_some_and(|len| len > MAX_BODY_BYTES) {
         return Err(ApiError::TooLarge);
     }
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|error| {
-            // `to_bytes` reports the limit as an error in the chain; anything else is a broken body.
-            let over_limit = std::error::Error::source(&error)
-                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-            if over_limit {
-                ApiError::TooLarge
-            } else {
-                ApiError::BadBody(error.to_string())
+    // A body that came in one piece is used as it is. Any other is copied, piece by piece, into
+    // one buffer of the declared size: keeping the pieces would pin hyper's read buffers, each
+    // mostly empty, which roughly doubled what a half-sent body held.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(piece) = frame.map_err(body_error)?.into_data() else {
+            continue; // trailers
+        };
+        let so_far = first.as_ref().map_or(joined.len(), Bytes::len);
+        if so_far + piece.len() > MAX_BODY_BYTES {
+            return Err(ApiError::TooLarge);
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(piece),
+            held => {
+                if let Some(held) = held {
+                    joined.reserve_exact(declared.unwrap_or(0).max(held.len() + piece.len()));
+                    joined.extend_from_slice(&held);
+                }
+                joined.extend_from_slice(&piece);
             }
-        })
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
+}
+
+fn body_error(error: axum::Error) -> ApiError {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(error) = cause {
+        if let Some(timed_out) = error.downcast_ref::<BodyTimedOut>() {
+            return ApiError::BodyTimeout(timed_out.0);
+        }
+        cause = error.source();
+    }
+    ApiError::BadBody(error.to_string())
 }
 
 /// Inflates at most one byte past the limit: enough to know the body is too large without
 /// ever holding more than the limit. Multi-member streams are allowed, as gzip permits them.
-fn gunzip(compressed: &[u8]) -> Result<Bytes, ApiError> {
+pub fn gunzip(compressed: &[u8]) -> Result<Bytes, ApiError> {
     // A gzip stream ends with its inflated size (mod 2^32). It is only a hint from the client,
     // so it is capped by the limit; it spares the regrowth copies of guessing.
     let hint = compressed

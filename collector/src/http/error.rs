@@ -35,6 +35,14 @@ pub enum ApiError {
     NoValidEvents(Vec<RejectedEvent>),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("the request body did not arrive within {} ms (server.body_timeout_ms)", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
+    #[error("more than {0} requests at once (server.max_requests); retry shortly")]
+    TooManyRequests(usize),
+    #[error("the collector is shutting down; retry shortly")]
+    ShuttingDown,
+    #[error(transparent)]
+    TooManyStreams(#[from] crate::streams::StreamLimit),
 }
 
 impl ApiError {
@@ -44,7 +52,12 @@ impl ApiError {
             | ApiError::BadBody(_)
             | ApiError::BadGzip(_)
             | ApiError::Ingest(_)
-            | ApiError::NoValidEvents(_) => StatusCode::BAD_REQUEST,
+            | ApiError::NoValidEvents(_)
+            | ApiError::TooManyStreams(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::TooManyRequests(_) | ApiError::ShuttingDown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -90,7 +103,14 @@ impl ApiError {
                 HeaderValue::from_static(RETRY_AFTER_SECONDS),
             );
         }
-        if matches!(self, ApiError::TooLarge | ApiError::BadBody(_)) {
+        if matches!(
+            self,
+            ApiError::TooLarge
+                | ApiError::BadBody(_)
+                | ApiError::BodyTimeout(_)
+                | ApiError::TooManyRequests(_)
+                | ApiError::ShuttingDown
+        ) {
             // The rest of the body may still be in flight and unread: the connection cannot
             // carry another request, so say so instead of letting the client find out.
             response

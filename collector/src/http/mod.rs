@@ -8,9 +8,12 @@ mod error;
 mod peer;
 mod probes;
 mod segment;
+mod serve;
 mod submit;
+mod timed_body;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -19,10 +22,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::config::CorsConfig;
 use crate::health::SinkHealth;
 use crate::queue::Queue;
+use crate::streams::StreamRegistry;
 use crate::telemetry::IngestCounters;
 
 pub use auth::{Auth, AuthError};
+pub use body::gunzip;
 pub use error::ApiError;
+pub use serve::{HttpServer, ServeLimits};
 
 /// What every handler shares, handed to each request by reference. It lives as long as the
 /// process (one allocation per server start): a reference-counted handle would be cloned and
@@ -42,6 +48,10 @@ pub struct Shared {
     /// `server.public_url`, for the analytics.js settings document.
     pub public_url: Option<String>,
     pub counters: IngestCounters,
+    /// `server.max_streams`: which streams requests may write to.
+    pub streams: StreamRegistry,
+    /// Set when the stop begins: `/ready` says 503 and ingest is refused.
+    pub draining: AtomicBool,
 }
 
 impl AppState {

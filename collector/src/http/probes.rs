@@ -1,5 +1,7 @@
 //! Liveness, readiness and metrics.
 
+use std::sync::atomic::Ordering;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -13,11 +15,15 @@ pub async fn health() -> Response {
     (StatusCode::OK, Json(json!({ "status": "ok" }))).into_response()
 }
 
-/// Ready means a request sent now would be accepted and stored: the queue has room and the
-/// last write to the sink succeeded.
+/// Ready means a request sent now would be accepted and stored: the collector is not stopping,
+/// the queue has room and the last write to the sink succeeded.
 pub async fn ready(State(state): State<AppState>) -> Response {
     let queue_ok = state.queue.has_room();
     let sink_ok = state.sink_health.is_healthy();
+    if state.draining.load(Ordering::Relaxed) {
+        let body = json!({ "ready": false, "draining": true, "queue_depth": state.queue.depth() });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    }
     let status = if queue_ok && sink_ok {
         StatusCode::OK
     } else {

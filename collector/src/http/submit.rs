@@ -73,6 +73,7 @@ pub async fn submit(
             }
         }
     }
+    state.streams.admit(&info.stream)?;
     let rejected = outcome.rejections();
     let accepted = outcome.events.len();
 
