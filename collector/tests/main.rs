@@ -7,6 +7,7 @@ mod common;
 mod gcs_support;
 mod sdk;
 
+mod bounds;
 mod collect_errors;
 mod collect_rows;
 mod gcs_e2e;

@@ -1,6 +1,7 @@
 //! Test support: a collector on port 0 that stops on demand, and readers for what it wrote.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod child;
 pub mod docs;
 pub mod loader;
 pub mod parquet_rows;
