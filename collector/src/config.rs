@@ -677,6 +677,28 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_shows_the_real_defaults() {
+        let readme = include_str!("../../README.md");
+        let block = readme
+            .split("```toml\n")
+            .find(|block| block.starts_with("[server]"))
+            .and_then(|block| block.split("```").next())
+            .unwrap_or_default();
+        assert!(
+            block.contains("max_streams"),
+            "no [server] block in README.md"
+        );
+        let documented: Config = match Figment::from(Toml::string(block)).extract() {
+            Ok(config) => config,
+            Err(error) => panic!("README.md's config block: {error}"),
+        };
+        let defaults = Config::default();
+        assert_eq!(documented.server, defaults.server);
+        assert_eq!(documented.queue, defaults.queue);
+        assert_eq!(documented.batch, defaults.batch);
+    }
+
+    #[test]
     fn write_keys_stay_out_of_debug_output() {
         let config = Config {
             sources: parse_pairs("very-secret=web").unwrap_or_default(),
