@@ -203,9 +203,9 @@ async fn trickled_headers_and_idle_keep_alive_connections_are_closed_by_the_head
             if stream.write_all(b"x").await.is_err() {
                 return started.elapsed();
             }
-            match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer)).await {
-                Ok(Ok(0) | Err(_)) => return started.elapsed(),
-                _ => {}
+            let read = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer));
+            if let Ok(Ok(0) | Err(_)) = read.await {
+                return started.elapsed();
             }
         }
         started.elapsed()
