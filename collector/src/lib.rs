@@ -4,8 +4,8 @@
 pub mod batcher;
 pub mod config;
 pub mod dedup;
-pub mod health;
 pub mod fd_limit;
+pub mod health;
 pub mod http;
 pub mod ingest;
 pub mod loader;

@@ -94,9 +94,9 @@ async fn stalled_bodies_hold_what_they_sent_and_no_more_while_others_are_served(
     let peak = settled_rss(&collector, Duration::from_secs(10)).await;
 
     // README, "How memory adds up": a request in flight holds at most its declared body size
-    // (the buffer is made that size at once; pages never written may not count) plus 48 KiB:
+    // (the buffer is made that size at once; pages never written may not count) plus 64 KiB:
     // its read buffer (server.max_header_bytes) and connection state.
-    let per_request = MAX_BODY as u64 + 48 * 1024;
+    let per_request = MAX_BODY as u64 + 64 * 1024;
     let bound = baseline + STALLED as u64 * per_request;
     println!(
         "stalled bodies: baseline {} MiB, peak {} MiB, bound {} MiB ({:.0} KiB per stalled request)",
@@ -132,16 +132,26 @@ async fn stalled_bodies_hold_what_they_sent_and_no_more_while_others_are_served(
             .map(|stream| read_until_closed(stream, Duration::from_secs(40))),
     )
     .await;
+    // Each is answered 408 and closed; a reset can reach a client before the answer does (the
+    // collector closes a socket it did not read to the end), so an empty answer counts as cut
+    // off too, but every connection must end.
     let timed_out = answers
         .iter()
         .filter(|a| a.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 408")))
         .count();
-    assert_eq!(
-        timed_out,
-        STALLED,
-        "stalled bodies answered 408 after {:?}",
+    let cut_off = answers
+        .iter()
+        .filter(|a| {
+            a.as_deref()
+                .is_some_and(|a| a.is_empty() || a.starts_with("HTTP/1.1 408"))
+        })
+        .count();
+    println!(
+        "stalled bodies: {timed_out} answered 408, {cut_off} cut off, after {:?}",
         started.elapsed()
     );
+    assert_eq!(cut_off, STALLED, "cut off after {:?}", started.elapsed());
+    assert!(timed_out > 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,8 +186,8 @@ async fn trickled_bodies_do_not_pin_a_read_buffer_per_piece() {
         tokio::time::sleep(Duration::from_millis(2_500)).await;
         collector.rss_bytes()
     });
-    // README: a request in flight holds at most its declared body size plus 48 KiB.
-    let bound = baseline + TRICKLING as u64 * (DECLARED as u64 + 48 * 1024);
+    // README: a request in flight holds at most its declared body size plus 64 KiB.
+    let bound = baseline + TRICKLING as u64 * (DECLARED as u64 + 64 * 1024);
     println!(
         "trickled bodies: baseline {} MiB, peak {} MiB, bound {} MiB",
         baseline / MIB,
