@@ -27,6 +27,8 @@ impl ChildCollector {
                 "EVENTKIT_SINK__URL",
                 format!("file://{}", data.path().display()),
             )
+            // Each collector its own write-ahead log, beside its output.
+            .env("EVENTKIT_QUEUE__WAL_DIR", data.path().join("_wal"))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
