@@ -8,10 +8,11 @@ use std::time::Duration;
 use eventkit_sinks::store::open_store_with;
 use eventkit_sinks::{ParquetSink, Sink};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::batcher::Batcher;
+use crate::batcher::{self, Batcher};
 use crate::config::{Config, Durability, QueueMode};
 use crate::health::SinkHealth;
 use crate::http::{AppState, Auth, HttpServer, ServeLimits, Shared, router};
@@ -50,8 +51,8 @@ pub async fn run(
         QueueMode::Async => {
             let sink = open_sink(&config)?;
             let batcher = Batcher::new(sink, config.batch.clone(), sink_health.clone());
-            let (queue, writer) = start_async(&config, batcher).await?;
-            (queue, Drained::Batcher(writer))
+            let (queue, drained) = start_async(&config, batcher).await?;
+            (queue, drained)
         }
         QueueMode::Pubsub => {
             let pubsub = &config.pubsub;
@@ -129,23 +130,52 @@ pub async fn run(
     written
 }
 
-/// Waits for what the queue holds to be stored (`async`) or acknowledged by Pub/Sub. This is
-/// where the write-ahead log bounds the stop by `deadline`, leaving what is unstored in the log
-/// for the next start; the in-memory queue has nowhere to leave it, so until then this waits for
-/// every write.
-async fn finish_writes(drained: Drained, _deadline: Instant) -> Result<(), ServerError> {
-    let drained = match drained {
-        Drained::Batcher(writer) => writer.await,
+/// Waits for what the queue holds to be stored (`async`) or acknowledged by Pub/Sub. With the
+/// write-ahead log the stop ends at `deadline`: what is not stored by then stays in the log for
+/// the next start. The in-memory queue has nowhere to leave it, so it waits for every write; so
+/// does the publisher, whose publishes each give up after `pubsub.publish_timeout_ms`.
+async fn finish_writes(drained: Drained, deadline: Instant) -> Result<(), ServerError> {
+    let joined = match drained {
+        Drained::Batcher {
+            mut writer,
+            give_up,
+        } => {
+            let finished = match give_up {
+                Some(give_up) => {
+                    tokio::select! {
+                        finished = &mut writer => finished,
+                        () = tokio::time::sleep_until(deadline) => {
+                            let _ = give_up.send(());
+                            writer.await
+                        }
+                    }
+                }
+                None => writer.await,
+            };
+            finished.map(|drained| {
+                if drained.abandoned {
+                    tracing::warn!(
+                        ?drained,
+                        "shutdown grace period over: unstored events stay in the write-ahead log for the next start"
+                    );
+                } else {
+                    tracing::info!("all accepted events stored");
+                }
+            })
+        }
         Drained::Publisher(published) => published.finished().await,
     };
-    tracing::info!("all accepted events stored");
-    drained.map_err(|e| ServerError::Batcher(e.to_string()))
+    joined.map_err(|e| ServerError::Batcher(e.to_string()))
 }
 
 /// What the orderly stop waits for once requests have finished: every accepted event stored
-/// (`async`), or published and acknowledged by Pub/Sub (`pubsub`).
+/// (`async`; with the log, `give_up` ends the wait and leaves the rest in it), or published and
+/// acknowledged by Pub/Sub (`pubsub`).
 enum Drained {
-    Batcher(JoinHandle<()>),
+    Batcher {
+        writer: JoinHandle<batcher::Drained>,
+        give_up: Option<oneshot::Sender<()>>,
+    },
     Publisher(PublishLoop),
 }
 
@@ -154,12 +184,19 @@ enum Drained {
 async fn start_async(
     config: &Config,
     batcher: Batcher,
-) -> Result<(Arc<dyn Queue>, tokio::task::JoinHandle<()>), ServerError> {
+) -> Result<(Arc<dyn Queue>, Drained), ServerError> {
     let (capacity, capacity_bytes) = (config.queue.capacity, config.queue.capacity_bytes);
     match config.queue.durability {
         Durability::Memory => {
             let (queue, consumer) = InProcessQueue::new(capacity, capacity_bytes);
-            Ok((queue, tokio::spawn(batcher.run(consumer))))
+            let writer = tokio::spawn(batcher.run_until(consumer, std::future::pending()));
+            Ok((
+                queue,
+                Drained::Batcher {
+                    writer,
+                    give_up: None,
+                },
+            ))
         }
         Durability::Wal => {
             let options = WalOptions {
@@ -168,12 +205,16 @@ async fn start_async(
                 segment_bytes: config.queue.wal_segment_bytes,
             };
             let (queue, consumer, replay) = WalQueue::open(&options, capacity, capacity_bytes)?;
-            let writer = tokio::spawn(batcher.run(consumer));
+            let (give_up, given_up) = oneshot::channel::<()>();
+            let writer = tokio::spawn(batcher.run_until(consumer, async {
+                let _ = given_up.await;
+            }));
             let replayed = replay.run().await?;
             if replayed.records > 0 {
                 tracing::info!(?replayed, "replayed the write-ahead log");
             }
-            Ok((queue, writer))
+            let give_up = Some(give_up);
+            Ok((queue, Drained::Batcher { writer, give_up }))
         }
     }
 }
