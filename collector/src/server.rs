@@ -118,13 +118,15 @@ pub async fn run(
     shutdown.await;
 
     let deadline = Instant::now() + Duration::from_millis(server.shutdown_grace_ms);
-    if !http.drain(deadline).await {
-        tracing::warn!("shutdown grace period over: requests still arriving were cut off");
-    }
-    // Every request has been answered or cut off; nothing new can be enqueued.
+    // Closed first, so the last batches are written while slow requests drain, both within the
+    // grace period; a request that reaches the queue after this is answered 503 and retried.
     queue.close();
     tracing::info!(pending = queue.depth(), "draining the queue");
-    let written = finish_writes(drained, deadline).await;
+    let (requests_drained, written) =
+        tokio::join!(http.drain(deadline), finish_writes(drained, deadline));
+    if !requests_drained {
+        tracing::warn!("shutdown grace period over: requests still arriving were cut off");
+    }
     // The listener answered probes (503) until now.
     http.stop().await;
     written
