@@ -73,8 +73,9 @@ pub enum IngestError {
 /// Batch-level fields every event of the request inherits.
 #[derive(Default)]
 struct Shared<'a> {
-    context: Option<&'a RawValue>,
-    integrations: Option<&'a RawValue>,
+    /// Checked once per request; when they cannot be stored, every event is rejected.
+    context: Option<Result<json::Defaults<'a>, json::Unkeepable>>,
+    integrations: Option<Result<json::Defaults<'a>, json::Unkeepable>>,
     sent_at: Option<DateTime<Utc>>,
 }
 
@@ -104,8 +105,8 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
             match envelope.batch {
                 Some(batch) => {
                     let shared = Shared {
-                        context: envelope.context.filter(|c| json::is_object(c.get())),
-                        integrations: envelope.integrations.filter(|c| json::is_object(c.get())),
+                        context: defaults(envelope.context),
+                        integrations: defaults(envelope.integrations),
                         sent_at: envelope.sent_at.as_deref().and_then(time::parse),
                     };
                     (
@@ -145,6 +146,13 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
         }
     }
     Ok(outcome)
+}
+
+/// A batch-level object; anything but an object is ignored, as Segment does.
+fn defaults(value: Option<&RawValue>) -> Option<Result<json::Defaults<'_>, json::Unkeepable>> {
+    value
+        .filter(|v| json::is_object(v.get()))
+        .map(json::Defaults::parse)
 }
 
 /// The most common body, one event, read in a single pass. Whatever this cannot settle (an

@@ -224,3 +224,119 @@ fn implied_type_fills_a_missing_type_only() {
     assert_eq!(outcome.events[0].event_type, EventType::Track);
     assert_eq!(outcome.write_key.as_deref(), Some("k"));
 }
+
+fn batch(body: &str) -> Outcome {
+    ingest(body.as_bytes(), &info()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn merging_keeps_the_event_text_and_appends_the_batch_keys_it_lacks() {
+    let outcome = batch(
+        r#"{"context":{"app":{"name":"a"},"locale":"en","n":1e2},
+            "integrations":{"All":false, "Mixpanel" : {"x":-0}},
+            "batch":[{"type":"identify","userId":"u","context":{"n":123456789012345678901234567890,"z":-0,"e":1e2,"s":"\u00e9\n","locale":"fr"},
+                      "integrations":{"All":true}}]}"#,
+    );
+    assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+    let event = &outcome.events[0];
+    assert_eq!(
+        event.text(Text::Context),
+        Some(
+            r#"{"ip":"203.0.113.7","n":123456789012345678901234567890,"z":-0,"e":1e2,"s":"\u00e9\n","locale":"fr","app":{"name":"a"}}"#
+        )
+    );
+    assert_eq!(
+        event.text(Text::Integrations),
+        Some(r#"{"All":true,"Mixpanel" : {"x":-0}}"#)
+    );
+}
+
+#[test]
+fn a_client_ip_key_is_never_doubled() {
+    let event = one(r#"{"type":"identify","userId":"u","context":{"ip":null,"locale":"fr"}}"#);
+    let Ok(event) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(
+        event.text(Text::Context),
+        Some(r#"{"ip":null,"locale":"fr"}"#)
+    );
+    assert_eq!(event.text(Text::ContextIp), None);
+    // The batch's ip is the client's too.
+    let outcome =
+        batch(r#"{"context":{"ip":"198.51.100.2"},"batch":[{"type":"identify","userId":"u"}]}"#);
+    assert_eq!(
+        outcome.events[0].text(Text::Context),
+        Some(r#"{"ip":"198.51.100.2"}"#)
+    );
+    assert_eq!(
+        outcome.events[0].text(Text::ContextIp),
+        Some("198.51.100.2")
+    );
+}
+
+#[test]
+fn an_event_whose_object_cannot_be_kept_is_rejected_whole() {
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    let cases = [
+        (
+            format!(r#"{{"type":"identify","userId":"u","context":{{"x":1e400,"keep":"me"}}}}"#),
+            "context cannot be stored as sent: a number is beyond the range of a double (about 1.8e308)",
+        ),
+        (
+            r#"{"type":"track","event":"E","userId":"u","properties":{"plan":"\ud800"}}"#
+                .to_owned(),
+            r"properties cannot be stored as sent: a string holds a lone surrogate escape (\ud800-\udfff without its pair)",
+        ),
+        (
+            format!(r#"{{"type":"identify","userId":"u","traits":{{"d":{deep}}}}}"#),
+            "traits cannot be stored as sent: it is nested deeper than 127 levels",
+        ),
+        (
+            r#"{"type":"identify","userId":"u","integrations":{"All":true,"All":false}}"#
+                .to_owned(),
+            r#"integrations cannot be stored as sent: the key "All" appears twice in one object"#,
+        ),
+    ];
+    for (event, expected) in &cases {
+        // Alone, and in a batch whose defaults are merged into it.
+        assert_eq!(one(event), Err((*expected).to_owned()), "{event}");
+        let outcome = batch(&format!(
+            r#"{{"context":{{"app":{{}}}},"integrations":{{"x":1}},"batch":[{event}]}}"#
+        ));
+        assert_eq!(outcome.rejections()[0].error, *expected, "{event}");
+        assert_eq!(outcome.rejected[0].raw, *event);
+    }
+    // Unkeepable batch defaults reject every event they would be merged into.
+    let outcome = batch(&format!(
+        r#"{{"context":{{"d":{deep}}},"batch":[{{"type":"identify","userId":"u"}},{{"type":"identify","userId":"v"}}]}}"#
+    ));
+    assert!(outcome.events.is_empty());
+    assert_eq!(
+        outcome
+            .rejections()
+            .iter()
+            .map(|r| r.error.as_str())
+            .collect::<Vec<_>>(),
+        vec![
+            "the batch's context cannot be stored as sent: it is nested deeper than 127 levels";
+            2
+        ]
+    );
+}
+
+#[test]
+fn numeric_ids_keep_their_digits() {
+    let event = one(
+        r#"{"type":"alias","userId":123456789012345678901234567890,"previousId":-1.50,"anonymousId":"a"}"#,
+    );
+    let Ok(event) = event else {
+        panic!("{event:?}")
+    };
+    assert_eq!(
+        event.text(Text::UserId),
+        Some("123456789012345678901234567890")
+    );
+    assert_eq!(event.text(Text::PreviousId), Some("-1.50"));
+    assert_eq!(event.text(Text::AnonymousId), Some("a"));
+}

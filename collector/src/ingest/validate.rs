@@ -8,7 +8,7 @@ use eventkit_model::{Event, EventType, Text, TextFields, Times};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::json::{is_object, merge_defaults, with_ip};
+use super::json::{Defaults, Unkeepable, check, is_object, merge, with_ip};
 use super::time;
 use super::wire::{ContextView, PageView, WireEvent};
 use super::{MAX_EVENT_BYTES, RequestInfo, Shared};
@@ -75,19 +75,19 @@ pub(super) fn parsed(
     let original = timestamp("originalTimestamp", wire.original_timestamp.as_deref())?
         .or(timestamp("timestamp", wire.timestamp.as_deref())?);
     let sent_at = timestamp("sentAt", wire.sent_at.as_deref())?.or(shared.sent_at);
-    for (field, value) in [
-        ("properties", wire.properties),
-        ("traits", wire.traits),
-        ("context", wire.context),
-        ("integrations", wire.integrations),
-    ] {
-        if value.is_some_and(|v| !is_object(v.get())) {
-            return Err(format!("{field} must be an object"));
-        }
-    }
+    let mut keys = Vec::with_capacity(8);
+    let properties = kept("properties", wire.properties, &mut keys)?;
+    let traits = kept("traits", wire.traits, &mut keys)?;
+    let own_context = kept("context", wire.context, &mut keys)?;
+    let (context, context_has_ip) = with_defaults("context", own_context, &keys, &shared.context)?;
+    let own_integrations = kept("integrations", wire.integrations, &mut keys)?;
+    let (integrations, _) = with_defaults(
+        "integrations",
+        own_integrations,
+        &keys,
+        &shared.integrations,
+    )?;
 
-    let context = with_defaults(wire.context, shared.context);
-    let integrations = with_defaults(wire.integrations, shared.integrations);
     let view: ContextView = context
         .as_deref()
         .and_then(|c| serde_json::from_str(c).ok())
@@ -95,14 +95,16 @@ pub(super) fn parsed(
     let page = page_fields(event_type, wire.properties, view.page);
     let library = view.library.unwrap_or_default();
     // A client-sent context.ip wins, as in Segment: server-side SDKs forward the end user's.
+    // Any `ip` key counts, `null` too (a client saying "none"): the stored object never holds
+    // the key twice.
     let context_with_peer;
-    let (context_ip, context) = match (view.ip.as_deref(), info.client_ip) {
-        (Some(ip), _) => (Some(ip), context.as_deref()),
-        (None, Some(ip)) => {
+    let (context_ip, context) = match (context_has_ip, info.client_ip) {
+        (true, _) => (view.ip.as_deref(), context.as_deref()),
+        (false, Some(ip)) => {
             context_with_peer = with_ip(context.as_deref(), ip);
             (Some(ip), Some(context_with_peer.as_str()))
         }
-        (None, None) => (None, context.as_deref()),
+        (false, None) => (None, context.as_deref()),
     };
     let mut id_buffer = uuid::Uuid::encode_buffer();
     let message_id = match wire.message_id.as_deref() {
@@ -126,8 +128,8 @@ pub(super) fn parsed(
     text[Text::PageUrl as usize] = page.url.as_deref();
     text[Text::PageReferrer as usize] = page.referrer.as_deref();
     text[Text::PageTitle as usize] = page.title.as_deref();
-    text[Text::Properties as usize] = wire.properties.map(RawValue::get);
-    text[Text::Traits as usize] = wire.traits.map(RawValue::get);
+    text[Text::Properties as usize] = properties;
+    text[Text::Traits as usize] = traits;
     text[Text::Context as usize] = context;
     text[Text::Integrations as usize] = integrations.as_deref();
     let times = Times {
@@ -153,15 +155,43 @@ fn generated_message_id(received_at: DateTime<Utc>, buffer: &mut [u8]) -> &str {
         .encode_lower(buffer)
 }
 
-/// The event's object with the batch's defaults merged in, or the event's own text as it came
-/// when the batch has none.
+/// A free-form field's text, if it is an object that can be stored as sent; `keys` is left
+/// holding its top-level keys.
+fn kept<'a>(
+    field: &str,
+    value: Option<&'a RawValue>,
+    keys: &mut Vec<Cow<'a, str>>,
+) -> Result<Option<&'a str>, String> {
+    keys.clear();
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let text = value.get();
+    if !is_object(text) {
+        return Err(format!("{field} must be an object"));
+    }
+    check(text, keys).map_err(|reason| format!("{field} cannot be stored as sent: {reason}"))?;
+    Ok(Some(text))
+}
+
+/// The event's object with the batch's defaults merged in (or its own text as it came when the
+/// batch has none), and whether it has an `ip` key.
 fn with_defaults<'a>(
-    own: Option<&'a RawValue>,
-    defaults: Option<&RawValue>,
-) -> Option<Cow<'a, str>> {
+    field: &str,
+    own: Option<&'a str>,
+    own_keys: &[Cow<str>],
+    defaults: &Option<Result<Defaults, Unkeepable>>,
+) -> Result<(Option<Cow<'a, str>>, bool), String> {
+    let has_ip = |keys: &[Cow<str>]| keys.iter().any(|k| k == "ip");
     match defaults {
-        Some(defaults) => merge_defaults(own, defaults).map(Cow::Owned),
-        None => own.map(|o| Cow::Borrowed(o.get())),
+        None => Ok((own.map(Cow::Borrowed), has_ip(own_keys))),
+        Some(Err(reason)) => Err(format!(
+            "the batch's {field} cannot be stored as sent: {reason}"
+        )),
+        Some(Ok(defaults)) => Ok((
+            Some(Cow::Owned(merge(own, own_keys, defaults))),
+            has_ip(own_keys) || defaults.has("ip"),
+        )),
     }
 }
 

@@ -102,9 +102,8 @@ pub struct PageView<'a> {
 }
 
 /// Accepts what a given visitor mode allows; everything else is `None` (lenient) or an error
-/// naming the expected type (ids).
+/// naming the expected type.
 struct TextVisitor {
-    numbers: bool,
     lenient: bool,
 }
 
@@ -112,11 +111,7 @@ impl<'de> Visitor<'de> for TextVisitor {
     type Value = Option<Cow<'de, str>>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str(if self.numbers {
-            "a string or a number"
-        } else {
-            "a string"
-        })
+        f.write_str("a string")
     }
 
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
@@ -171,7 +166,7 @@ impl<'de> Visitor<'de> for TextVisitor {
 
 impl TextVisitor {
     fn number<'de, E: de::Error>(&self, v: impl ToString) -> Result<Option<Cow<'de, str>>, E> {
-        if self.numbers || self.lenient {
+        if self.lenient {
             Ok(Some(Cow::Owned(v.to_string())))
         } else {
             self.other(de::Unexpected::Other("number"))
@@ -188,19 +183,23 @@ impl TextVisitor {
 }
 
 /// User, anonymous, group and previous ids: SDKs in typed languages send numbers for ids,
-/// which Segment stores as strings, so do we.
+/// which Segment stores as strings, so do we, with the digits as sent: read as a number, an id
+/// beyond 2^64 would be rounded through a double.
 fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    d.deserialize_any(TextVisitor {
-        numbers: true,
-        lenient: false,
-    })
+    let Some(raw) = Option::<&'de RawValue>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let text = raw.get();
+    if text.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) {
+        return Ok(Some(Cow::Borrowed(text)));
+    }
+    serde_json::Deserializer::from_str(text)
+        .deserialize_any(TextVisitor { lenient: false })
+        .map_err(de::Error::custom)
 }
 
 fn lenient_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    d.deserialize_any(TextVisitor {
-        numbers: true,
-        lenient: true,
-    })
+    d.deserialize_any(TextVisitor { lenient: true })
 }
 
 fn lenient_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
