@@ -2,6 +2,8 @@
 //! here, its Arrow type by its kind, its place in the file by [`EVENT_COLUMNS`]. The event's
 //! storage, the Arrow schema and the order the builders emit columns in all follow from this.
 
+use std::collections::HashMap;
+
 use arrow::datatypes::{DataType, Field, TimeUnit};
 
 /// An enum of an event's fields of one kind, with `ALL` (declaration order, which is also the
@@ -48,6 +50,8 @@ fields! {
         Event => "event", nullable: true;
         /// A page or screen call's `name`.
         Name => "name", nullable: true;
+        /// A page or screen call's `category`.
+        Category => "category", nullable: true;
         /// `userId`; numbers are stored as their digits.
         UserId => "user_id", nullable: true;
         AnonymousId => "anonymous_id", nullable: true;
@@ -66,13 +70,13 @@ fields! {
         PageUrl => "page_url", nullable: true;
         PageReferrer => "page_referrer", nullable: true;
         PageTitle => "page_title", nullable: true;
-        /// JSON text, as stored.
+        /// JSON text as sent.
         Properties => "properties", nullable: true;
-        /// JSON text, as stored.
+        /// JSON text as sent.
         Traits => "traits", nullable: true;
-        /// JSON text with the batch's defaults merged in, as stored.
+        /// JSON text as sent, with the batch's keys it lacks and `ip` added.
         Context => "context", nullable: true;
-        /// JSON text with the batch's defaults merged in, as stored.
+        /// JSON text as sent, with the batch's keys it lacks added.
         Integrations => "integrations", nullable: true;
     }
 }
@@ -110,6 +114,7 @@ pub const EVENT_COLUMNS: [Column; 2 + Text::COUNT + Time::COUNT] = [
     Column::Type,
     Column::Text(Text::Event),
     Column::Text(Text::Name),
+    Column::Text(Text::Category),
     Column::Text(Text::UserId),
     Column::Text(Text::AnonymousId),
     Column::Text(Text::GroupId),
@@ -164,6 +169,22 @@ const fn each_field_listed_once() -> bool {
     ok
 }
 
+impl Text {
+    /// The free-form objects, stored as JSON text. Their columns carry Arrow's canonical JSON
+    /// extension type, which the Parquet writer turns into the JSON logical type, so DuckDB
+    /// reads them as `JSON` and pyarrow as `extension<arrow.json>` without a cast.
+    pub const JSON: [Text; 4] = [
+        Text::Properties,
+        Text::Traits,
+        Text::Context,
+        Text::Integrations,
+    ];
+
+    pub fn is_json(self) -> bool {
+        Text::JSON.contains(&self)
+    }
+}
+
 pub fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
@@ -194,6 +215,15 @@ impl Column {
     }
 
     pub fn field(self) -> Field {
-        Field::new(self.name(), self.data_type(), self.nullable())
+        let field = Field::new(self.name(), self.data_type(), self.nullable());
+        match self {
+            // Arrow's canonical JSON extension type, by its two metadata keys (the typed form
+            // is in `arrow-schema`, which `arrow` does not re-export).
+            Column::Text(text) if text.is_json() => field.with_metadata(HashMap::from([
+                ("ARROW:extension:name".to_owned(), "arrow.json".to_owned()),
+                ("ARROW:extension:metadata".to_owned(), String::new()),
+            ])),
+            _ => field,
+        }
     }
 }

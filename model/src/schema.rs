@@ -160,12 +160,13 @@ mod tests {
     use crate::record::{EventType, TextFields, Times};
 
     /// The file format as users read it (`specs/event-schema.md`): name and nullability.
-    const DOCUMENTED: [(&str, bool); 25] = [
+    const DOCUMENTED: [(&str, bool); 26] = [
         ("message_id", false),
         ("stream", false),
         ("type", false),
         ("event", true),
         ("name", true),
+        ("category", true),
         ("user_id", true),
         ("anonymous_id", true),
         ("group_id", true),

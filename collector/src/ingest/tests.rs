@@ -84,6 +84,10 @@ fn each_rule_has_an_actionable_error() {
             r#"{"type":"identify","userId":true}"#,
             "userId must be a string",
         ),
+        (
+            r#"{"type":"identify","userId":"u","userId":"v"}"#,
+            r#"the key "userId" appears twice in the event"#,
+        ),
     ];
     for (event, expected) in cases {
         assert_eq!(one(event), Err(expected.to_owned()), "for {event}");
@@ -169,7 +173,7 @@ fn batch_context_is_merged_and_event_keys_win() {
         "batch":[
           {"type":"page","userId":"u","name":"Home","timestamp":"2026-05-01T10:00:00Z",
            "properties":{"path":"/","url":"https://x.test/","title":"Home"},"context":{"locale":"de","page":{"referrer":"https://r.test/"}}},
-          {"type":"screen","userId":"u","name":"Main","integrations":{"All":true}}
+          {"type":"screen","userId":"u","name":"Main","category":"Nav","integrations":{"All":true}}
         ]}"#;
     let outcome = ingest(body.as_bytes(), &info());
     let Ok(outcome) = outcome else {
@@ -192,6 +196,7 @@ fn batch_context_is_merged_and_event_keys_win() {
     assert_eq!(page.text(Text::Integrations), Some(r#"{"All":false}"#));
     assert_eq!(screen.text(Text::Integrations), Some(r#"{"All":true}"#));
     assert_eq!(screen.text(Text::Name), Some("Main"));
+    assert_eq!(screen.text(Text::Category), Some("Nav"));
 }
 
 #[test]

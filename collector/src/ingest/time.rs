@@ -1,16 +1,26 @@
 //! ISO-8601 timestamps as SDKs send them, and the clock-skew correction Segment defines.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-/// RFC 3339 (`2026-01-02T03:04:05.678Z`, `…+02:00`), or a date-time without an offset, which
-/// is read as UTC because that is what the SDKs that omit it mean.
+/// ISO 8601 as SDKs write it: RFC 3339 (`2026-01-02T03:04:05.678Z`, `…+02:00`), an offset
+/// without its colon (`…+0530`), a date-time without an offset (read as UTC, which is what the
+/// SDKs that omit it mean), or a bare date (midnight UTC).
 pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+    if let Ok(t) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z") {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Some(t) = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+    {
+        return Some(t.and_utc());
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc())
 }
 
@@ -47,6 +57,9 @@ mod tests {
             t("2026-01-02T01:04:05.678Z")
         );
         assert_eq!(t("2026-01-02T03:04:05"), t("2026-01-02T03:04:05Z"));
+        assert_eq!(t("2026-01-02T08:34:05.5+0530"), t("2026-01-02T03:04:05.5Z"));
+        assert_eq!(t("2026-01-02"), t("2026-01-02T00:00:00Z"));
+        assert_eq!(parse("2026-01-02T03:04"), None);
         assert_eq!(parse("yesterday"), None);
         assert_eq!(parse("2026-13-02T03:04:05Z"), None);
     }

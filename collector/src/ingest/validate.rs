@@ -25,7 +25,7 @@ pub(super) fn event(text: &str, shared: &Shared, info: &RequestInfo) -> Result<E
     if !is_object(text) {
         return Err("event must be a JSON object".to_owned());
     }
-    let wire: WireEvent = serde_json::from_str(text).map_err(|_| diagnose(text))?;
+    let wire: WireEvent = serde_json::from_str(text).map_err(|e| diagnose(text, &e))?;
     parsed(wire, shared, info)
 }
 
@@ -116,6 +116,7 @@ pub(super) fn parsed(
     text[Text::MessageId as usize] = Some(message_id);
     text[Text::Event as usize] = event_name.as_deref();
     text[Text::Name as usize] = wire.name.as_deref();
+    text[Text::Category as usize] = wire.category.as_deref();
     text[Text::UserId as usize] = user_id.as_deref();
     text[Text::AnonymousId as usize] = anonymous_id.as_deref();
     text[Text::GroupId as usize] = group_id.as_deref();
@@ -230,15 +231,24 @@ fn page_fields<'a>(
 
 /// The typed parse failed: find which field is wrong and say so. Only rejected events pay for
 /// building a `Value` here.
-fn diagnose(text: &str) -> String {
+fn diagnose(text: &str, error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    if let Some(field) = message
+        .strip_prefix("duplicate field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(field, _)| field)
+    {
+        return format!("the key {field:?} appears twice in the event");
+    }
     let Ok(map) = serde_json::from_str::<Map<String, Value>>(text) else {
         return "event is not a valid JSON object".to_owned();
     };
-    const STRINGS: [&str; 7] = [
+    const STRINGS: [&str; 8] = [
         "type",
         "messageId",
         "event",
         "name",
+        "category",
         "timestamp",
         "originalTimestamp",
         "sentAt",

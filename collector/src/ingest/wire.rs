@@ -45,6 +45,8 @@ pub struct WireEvent<'a> {
     #[serde(borrow)]
     pub name: Option<Cow<'a, str>>,
     #[serde(borrow)]
+    pub category: Option<Cow<'a, str>>,
+    #[serde(borrow)]
     pub timestamp: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub original_timestamp: Option<Cow<'a, str>>,
