@@ -6,6 +6,7 @@
 # change's effect is the square root of (ratio with it second) / (ratio with it first).
 #
 # usage: benchmarks/wrk/ab.sh BINARY_A BINARY_B [pairs=20] [seconds-per-round=3]
+# LOAD=batch: 100-event bodies to /v1/batch (batch.lua) instead of single events.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source benchmarks/wrk/pairs.sh
@@ -20,7 +21,7 @@ trap stop_servers EXIT
 start() { # binary port
   mkdir -p "$data/$2"
   # A log directory each: a second process on the same one would refuse to start.
-  EVENTKIT_SINK__URL="$data/$2" EVENTKIT_QUEUE__WAL_DIR="$data/wal-$2" \
+  EVENTKIT_SOURCES=benchkey=bench EVENTKIT_SINK__URL="$data/$2" EVENTKIT_QUEUE__WAL_DIR="$data/wal-$2" \
     EVENTKIT_SERVER__LISTEN="127.0.0.1:$2" "$1" serve \
     >/dev/null 2>&1 &
   servers+=($!)
@@ -30,8 +31,12 @@ start "$second" 18082
 sleep 1
 
 round() { # port → req/s
-  wrk -t1 -c32 -d"${seconds}s" -s benchmarks/wrk/single.lua "http://127.0.0.1:$1/collect/web" |
-    awk '/Requests\/sec/ {print $2}'
+  if [[ ${LOAD:-single} == batch ]]; then
+    WRITE_KEY=benchkey wrk -t1 -c16 -d"${seconds}s" -s benchmarks/wrk/batch.lua \
+      "http://127.0.0.1:$1/v1/batch"
+  else
+    wrk -t1 -c32 -d"${seconds}s" -s benchmarks/wrk/single.lua "http://127.0.0.1:$1/collect/web"
+  fi | awk '/Requests\/sec/ {print $2}'
 }
 
 round 18080 >/dev/null # warm-up, both

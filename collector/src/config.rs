@@ -105,6 +105,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// When the request's address becomes `context.ip` (a client's own is always kept).
+    pub capture_ip: crate::ingest::CaptureIp,
+    /// Zero the last IPv4 octet / last 80 bits of IPv6 of a captured address.
+    pub anonymize_ip: bool,
     /// The URL browsers reach this collector at (`https://collect.example.com`), written into
     /// the settings document analytics.js fetches. Unset: taken from each request's `Host`.
     pub public_url: Option<String>,
@@ -134,6 +138,8 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trust_forwarded_for: false,
+            capture_ip: crate::ingest::CaptureIp::Auto,
+            anonymize_ip: false,
             public_url: None,
             // The reasons for each default are in README.md, "How memory adds up".
             max_connections: 4096,

@@ -91,6 +91,10 @@ pub async fn run(
         sink_health,
         prometheus: telemetry::prometheus(),
         trust_forwarded_for: config.server.trust_forwarded_for,
+        ip_policy: crate::ingest::IpPolicy {
+            capture: config.server.capture_ip,
+            anonymize: config.server.anonymize_ip,
+        },
         auth: Auth::from_config(&config),
         cors: config.cors.clone(),
         public_url: config.server.public_url.clone(),

@@ -45,7 +45,8 @@ const DUCKDB_SHIM: &str = r#"#!/bin/sh
 exec "$EVENTKIT_TEST_PYTHON" -c 'import duckdb, sys; print(duckdb.sql(sys.argv[1]).fetchall())' "$2"
 "#;
 
-#[tokio::test]
+// Two threads: the test blocks on `curl` while the collector answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_query_runs_against_output_with_dead_letters() {
     let mut server = TestServer::start(|_| {}).await;
     let port = server.addr.port().to_string();

@@ -42,6 +42,7 @@ pub struct Shared {
     pub sink_health: Arc<SinkHealth>,
     pub prometheus: PrometheusHandle,
     pub trust_forwarded_for: bool,
+    pub ip_policy: crate::ingest::IpPolicy,
     /// Write keys → streams, and the rules for requests without one.
     pub auth: Auth,
     pub cors: CorsConfig,

@@ -56,6 +56,7 @@ pub async fn submit(
         received_at: Utc::now(),
         client_ip: client_ip(parts, state.trust_forwarded_for, &peer),
         implied_type,
+        ip_policy: state.ip_policy,
     };
     let mut outcome = ingest(body, &info)?;
     match body_key {

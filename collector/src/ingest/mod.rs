@@ -1,5 +1,6 @@
 //! One code path from a request body to validated, enriched records, shared by every endpoint.
 
+mod ip;
 mod json;
 mod time;
 mod validate;
@@ -10,6 +11,7 @@ use eventkit_model::{Event, EventType, Rejected};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+pub use ip::{CaptureIp, IpPolicy};
 use wire::{Envelope, WireEvent};
 
 /// Segment's documented per-event limit.
@@ -29,6 +31,8 @@ pub struct RequestInfo<'a> {
     pub client_ip: Option<&'a str>,
     /// For single-event endpoints such as `/v1/track`, the type the path implies.
     pub implied_type: Option<EventType>,
+    /// Whether `client_ip` is stamped on events that have no `context.ip`.
+    pub ip_policy: IpPolicy,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -9,6 +9,7 @@ fn info() -> RequestInfo<'static> {
         received_at: time::parse("2026-05-01T10:00:00Z").unwrap_or_default(),
         client_ip: Some("203.0.113.7"),
         implied_type: None,
+        ip_policy: IpPolicy::default(),
     }
 }
 
@@ -285,7 +286,7 @@ fn an_event_whose_object_cannot_be_kept_is_rejected_whole() {
     let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
     let cases = [
         (
-            format!(r#"{{"type":"identify","userId":"u","context":{{"x":1e400,"keep":"me"}}}}"#),
+            r#"{"type":"identify","userId":"u","context":{"x":1e400,"keep":"me"}}"#.to_owned(),
             "context cannot be stored as sent: a number is beyond the range of a double (about 1.8e308)",
         ),
         (
@@ -344,4 +345,56 @@ fn numeric_ids_keep_their_digits() {
     );
     assert_eq!(event.text(Text::PreviousId), Some("-1.50"));
     assert_eq!(event.text(Text::AnonymousId), Some("a"));
+}
+
+#[test]
+fn the_peer_address_follows_the_ip_policy() {
+    let stamped = |policy: IpPolicy, event: &str| {
+        let info = RequestInfo {
+            ip_policy: policy,
+            ..info()
+        };
+        let outcome = ingest(event.as_bytes(), &info).unwrap_or_else(|e| panic!("{e}"));
+        let event = &outcome.events[0];
+        (
+            event.text(Text::ContextIp).map(str::to_owned),
+            event.text(Text::Context).map(str::to_owned),
+        )
+    };
+    let browser =
+        r#"{"type":"identify","userId":"u","context":{"library":{"name":"analytics.js"}}}"#;
+    let server =
+        r#"{"type":"identify","userId":"u","context":{"library":{"name":"analytics-python"}}}"#;
+    let forwarded = r#"{"type":"identify","userId":"u","context":{"ip":"198.51.100.4","library":{"name":"analytics-python"}}}"#;
+    let auto = IpPolicy::default();
+    assert_eq!(stamped(auto, browser).0.as_deref(), Some("203.0.113.7"));
+    assert_eq!(
+        stamped(auto, server),
+        (
+            None,
+            Some(r#"{"library":{"name":"analytics-python"}}"#.to_owned())
+        )
+    );
+    assert_eq!(stamped(auto, forwarded).0.as_deref(), Some("198.51.100.4"));
+    let never = IpPolicy {
+        capture: CaptureIp::Never,
+        anonymize: false,
+    };
+    assert_eq!(stamped(never, browser).0, None);
+    let anonymized = IpPolicy {
+        capture: CaptureIp::Always,
+        anonymize: true,
+    };
+    assert_eq!(
+        stamped(anonymized, server),
+        (
+            Some("203.0.113.0".to_owned()),
+            Some(r#"{"ip":"203.0.113.0","library":{"name":"analytics-python"}}"#.to_owned())
+        )
+    );
+    // A client's own address is kept as sent.
+    assert_eq!(
+        stamped(anonymized, forwarded).0.as_deref(),
+        Some("198.51.100.4")
+    );
 }

@@ -8,6 +8,7 @@ use eventkit_model::{Event, EventType, Text, TextFields, Times};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::ip::anonymized;
 use super::json::{Defaults, Unkeepable, check, is_object, merge, with_ip};
 use super::time;
 use super::wire::{ContextView, PageView, WireEvent};
@@ -97,8 +98,18 @@ pub(super) fn parsed(
     // A client-sent context.ip wins, as in Segment: server-side SDKs forward the end user's.
     // Any `ip` key counts, `null` too (a client saying "none"): the stored object never holds
     // the key twice.
+    let peer = match info.client_ip {
+        Some(ip) if !context_has_ip && info.ip_policy.captures(library.name.as_deref()) => {
+            if info.ip_policy.anonymize {
+                anonymized(ip).map(Cow::Owned)
+            } else {
+                Some(Cow::Borrowed(ip))
+            }
+        }
+        _ => None,
+    };
     let context_with_peer;
-    let (context_ip, context) = match (context_has_ip, info.client_ip) {
+    let (context_ip, context) = match (context_has_ip, peer.as_deref()) {
         (true, _) => (view.ip.as_deref(), context.as_deref()),
         (false, Some(ip)) => {
             context_with_peer = with_ip(context.as_deref(), ip);
