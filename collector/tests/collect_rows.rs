@@ -50,10 +50,11 @@ async fn track_identify_and_page_become_exact_rows() {
             "timestamp": fmt(received - chrono::TimeDelta::seconds(2)),
             "original_timestamp": "2026-05-01T12:00:00Z", "sent_at": "2026-05-01T12:00:02Z",
             "received_at": received_at,
-            "context_ip": "127.0.0.1", "context_user_agent": "node/20",
+            "context_user_agent": "node/20",
             "context_library_name": "analytics-node", "context_library_version": "2.1.0",
             "properties": "{\"items\":[\"a\",\"b\"],\"total\":42.5}",
-            "context": "{\"ip\":\"127.0.0.1\",\"library\":{\"name\":\"analytics-node\",\"version\":\"2.1.0\"},\"userAgent\":\"node/20\"}",
+            // No context_ip: a server-side library's peer is its backend host (server.capture_ip).
+            "context": "{\"library\":{\"name\":\"analytics-node\",\"version\":\"2.1.0\"},\"userAgent\":\"node/20\"}",
             "integrations": "{\"All\":true}"
         })
     );
