@@ -50,11 +50,13 @@ impl Outcome {
     }
 }
 
-/// A request after retries: the final outcome plus how many 503s it took to get there.
+/// A request after retries: the final outcome, how many 503s it took to get there and how
+/// long it waited between them (honouring Retry-After).
 #[derive(Clone, Debug)]
 pub struct Sent {
     pub outcome: Outcome,
     pub throttled: u32,
+    pub waited: Duration,
 }
 
 #[derive(Deserialize)]
@@ -167,19 +169,29 @@ impl Target {
     /// at `give_up` so a saturated server cannot keep a scenario running forever.
     pub async fn send(&self, req: &Request, give_up: Instant) -> Sent {
         let mut throttled = 0;
+        let mut waited = Duration::ZERO;
         loop {
             let outcome = self.send_once(req).await;
             let Outcome::Throttled { retry_after } = &outcome else {
-                return Sent { outcome, throttled };
+                return Sent {
+                    outcome,
+                    throttled,
+                    waited,
+                };
             };
             throttled += 1;
             let wait = retry_after
                 .unwrap_or(DEFAULT_RETRY_AFTER)
                 .min(MAX_RETRY_AFTER);
             if throttled >= MAX_ATTEMPTS || Instant::now() + wait > give_up {
-                return Sent { outcome, throttled };
+                return Sent {
+                    outcome,
+                    throttled,
+                    waited,
+                };
             }
             tokio::time::sleep(wait).await;
+            waited += wait;
         }
     }
 }
@@ -311,6 +323,7 @@ mod tests {
             .send(&request(), Instant::now() + Duration::from_secs(10))
             .await;
         assert_eq!(sent.throttled, 2);
+        assert_eq!(sent.waited, Duration::from_millis(400));
         assert!(
             start.elapsed() >= Duration::from_millis(400),
             "waited {:?}",

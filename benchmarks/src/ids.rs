@@ -25,6 +25,11 @@ impl Ids {
         self.next.fetch_add(n, Ordering::Relaxed)
     }
 
+    /// What every id of this run and scenario starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn issued(&self) -> u64 {
         self.next.load(Ordering::Relaxed)
     }

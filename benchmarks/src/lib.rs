@@ -3,6 +3,7 @@
 
 pub mod ceiling;
 pub mod client;
+pub mod cpu;
 pub mod error;
 pub mod ids;
 pub mod landing;

@@ -59,6 +59,25 @@ enum Command {
         /// Generator worker threads; the collector needs the other core(s).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// pubsub mode: the loader's probe address (http://host:port); events count as stored
+        /// once the loader has written them.
+        #[arg(long)]
+        loader_url: Option<String>,
+        /// pubsub mode: the loader process, for CPU time.
+        #[arg(long)]
+        loader_pid: Option<u32>,
+        /// Emulator processes (with their children), for CPU time.
+        #[arg(long, value_delimiter = ',')]
+        emulator_pids: Vec<u32>,
+        /// Write key the collector maps to stream bench_realistic_wrk (wrk comparison).
+        #[arg(long, default_value = "bench-wrk")]
+        wrk_write_key: String,
+        /// The collector's queue.capacity, reported beside burst's queue depth.
+        #[arg(long)]
+        queue_bound_events: Option<u64>,
+        /// The collector's queue.capacity_bytes in MiB, reported beside burst's peak RSS.
+        #[arg(long)]
+        queue_bound_mib: Option<f64>,
     },
     /// Serve the ceiling: a bare handler answering 202. Prints "listening on ADDR".
     CeilingServer {
@@ -109,6 +128,12 @@ fn main() -> anyhow::Result<()> {
             users,
             run_id,
             threads,
+            loader_url,
+            loader_pid,
+            emulator_pids,
+            wrk_write_key,
+            queue_bound_events,
+            queue_bound_mib,
         } => {
             let sink = Sink::parse(&sink, storage_emulator_host.as_deref())?;
             let opts = SuiteOpts {
@@ -124,6 +149,11 @@ fn main() -> anyhow::Result<()> {
                 write_key,
                 users: users.max(1),
                 run_id,
+                loader_url,
+                loader_pid,
+                emulator_pids,
+                wrk_write_key,
+                queue_bound: (queue_bound_events, queue_bound_mib),
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads.max(1))

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cpu::CpuFigures;
 use crate::load::RuleTally;
 use crate::probe::Sample;
+use crate::scenario::WrkFigures;
 use crate::stats::Percentiles;
 use crate::timeline::TimelineRow;
 
@@ -32,7 +34,14 @@ pub struct ScenarioResult {
     pub loss_checked: bool,
     pub requests_per_sec: f64,
     pub events_per_sec: f64,
+    /// Events found in the output over the time from the start of the load until the last
+    /// of them was stored (pubsub: through Pub/Sub and the loader).
+    pub end_to_end_events_per_sec: Option<f64>,
     pub mb_per_sec: f64,
+    /// CPU time of the collector, generator and (pubsub) loader and emulators.
+    pub cpu: Option<CpuFigures>,
+    /// realistic only: the same bodies sent by wrk, in the same run.
+    pub wrk: Option<WrkFigures>,
     /// requests/s of this scenario over requests/s of the bare 202 endpoint at the same
     /// concurrency, measured in the same run.
     pub ceiling_ratio: Option<f64>,
@@ -40,6 +49,11 @@ pub struct ScenarioResult {
     pub status_counts: BTreeMap<String, u64>,
     /// 503 answers, each followed by a wait of Retry-After and a resend.
     pub retries_after_503: u64,
+    /// Seconds requests waited out Retry-After in all, before resending.
+    pub retry_wait_s: f64,
+    /// burst: the collector's queue bounds (events, MiB), as run.sh configured them.
+    pub queue_bound_events: Option<u64>,
+    pub queue_bound_mib: Option<f64>,
     /// Send → file landed, per event, at file granularity.
     pub freshness_ms: Option<Percentiles>,
     pub output_files: u64,

@@ -9,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::client::http_client;
+use crate::cpu::{self, Watched};
 use crate::error::{BenchError, Result};
 use crate::ids::new_run_id;
 use crate::landing::Sink;
@@ -44,6 +45,14 @@ pub struct SuiteOpts {
     /// Shared by the invocations of one `run.sh` run, so a later invocation (burst, against a
     /// collector with a smaller queue) can use the ceiling and baseline figures of an earlier one.
     pub run_id: Option<String>,
+    /// pubsub mode: the loader's probe address and process.
+    pub loader_url: Option<String>,
+    pub loader_pid: Option<u32>,
+    /// Emulator processes (each with its children), for CPU time.
+    pub emulator_pids: Vec<u32>,
+    pub wrk_write_key: String,
+    /// The collector's queue bounds (events, MiB), when known.
+    pub queue_bound: (Option<u64>, Option<f64>),
 }
 
 pub async fn run(opts: SuiteOpts) -> Result<Vec<ScenarioResult>> {
@@ -79,6 +88,10 @@ pub async fn run(opts: SuiteOpts) -> Result<Vec<ScenarioResult>> {
         admin_client: http_client(4)?,
         collector_pid: opts.collector_pid,
         ceiling_pid,
+        loader_url: opts.loader_url.clone(),
+        also_watched: watched_besides(opts.loader_pid, &opts.emulator_pids),
+        wrk_write_key: opts.wrk_write_key.clone(),
+        queue_bound: opts.queue_bound,
         run_id: opts.run_id.clone().unwrap_or_else(new_run_id),
         write_key: opts.write_key,
         users: opts.users,
@@ -140,6 +153,25 @@ pub async fn run(opts: SuiteOpts) -> Result<Vec<ScenarioResult>> {
         let _ = child.kill().await;
     }
     Ok(results)
+}
+
+fn watched_besides(loader: Option<u32>, emulators: &[u32]) -> Vec<Watched> {
+    let mut out = Vec::new();
+    if let Some(pid) = loader {
+        out.push(Watched {
+            role: cpu::LOADER.into(),
+            pids: vec![pid],
+            tree: false,
+        });
+    }
+    if !emulators.is_empty() {
+        out.push(Watched {
+            role: cpu::EMULATORS.into(),
+            pids: emulators.to_vec(),
+            tree: true,
+        });
+    }
+    out
 }
 
 /// A scenario written earlier in the same run, if there is one.

@@ -1,12 +1,15 @@
-//! Reads back what the collector stored, for the end-to-end loss and freshness check.
+//! Reads back what the collector stored, for the end-to-end loss and freshness check. Local
+//! directories and `gs://` buckets are read through the same object stores the collector
+//! writes with (`eventkit_sinks::store`), so listing and reading have one code path.
 
-mod gcs;
-mod local;
 mod parquet_ids;
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
-pub use gcs::GcsSink;
+use futures::TryStreamExt as _;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt as _};
+
 pub use parquet_ids::message_ids;
 
 use crate::error::{BenchError, Result};
@@ -15,63 +18,85 @@ use crate::ledger::Landed;
 
 /// Where the collector under test writes, as the generator must read it.
 #[derive(Clone, Debug)]
-pub enum Sink {
-    File(PathBuf),
-    Gcs(GcsSink),
-    /// `memory://` or the ceiling server: nothing to read back, so no loss check.
-    Unchecked(String),
+pub struct Sink {
+    url: String,
+    /// `None` for `memory://`: nothing to read back, so no loss check.
+    store: Option<Arc<dyn ObjectStore>>,
 }
 
 impl Sink {
-    /// `storage_emulator_host` is the value of `STORAGE_EMULATOR_HOST`, needed for `gs://`.
+    /// `storage_emulator_host` is the value of `STORAGE_EMULATOR_HOST`, needed for `gs://`:
+    /// the generator reads the emulator, never a real bucket.
     pub fn parse(url: &str, storage_emulator_host: Option<&str>) -> Result<Sink> {
-        if let Some(path) = url.strip_prefix("file://") {
+        let invalid = |why: String| BenchError::Invalid(why);
+        let store = if url.starts_with("memory://") {
+            None
+        } else if let Some(path) = url.strip_prefix("file://") {
             if !path.starts_with('/') {
-                return Err(BenchError::Invalid(format!(
-                    "file sink must be absolute: {url}"
-                )));
+                return Err(invalid(format!("file sink must be absolute: {url}")));
             }
-            return Ok(Sink::File(PathBuf::from(path)));
-        }
-        if let Some(rest) = url.strip_prefix("gs://") {
+            // The collector creates the directory on its first write; reading it before then
+            // must find an empty stream, not fail.
+            std::fs::create_dir_all(path).map_err(|e| BenchError::io(path, e))?;
+            Some(open(url, None)?)
+        } else if url.starts_with("gs://") {
             let host = storage_emulator_host.ok_or_else(|| {
-                BenchError::Invalid(
+                invalid(
                     "a gs:// sink is read through the emulator: set STORAGE_EMULATOR_HOST".into(),
                 )
             })?;
-            return Ok(Sink::Gcs(GcsSink::new(host, rest)));
-        }
-        if url.starts_with("memory://") {
-            return Ok(Sink::Unchecked(url.into()));
-        }
-        Err(BenchError::Invalid(format!("unsupported sink url {url:?}")))
+            Some(open(url, Some(host))?)
+        } else {
+            return Err(invalid(format!("unsupported sink url {url:?}")));
+        };
+        Ok(Sink {
+            url: url.to_owned(),
+            store,
+        })
     }
 
     pub fn describe(&self) -> String {
-        match self {
-            Sink::File(p) => format!("file://{}", p.display()),
-            Sink::Gcs(g) => g.describe(),
-            Sink::Unchecked(u) => u.clone(),
-        }
+        self.url.clone()
     }
 
     pub fn checkable(&self) -> bool {
-        !matches!(self, Sink::Unchecked(_))
+        self.store.is_some()
     }
 
-    /// Every output file of `stream`, mapped to this scenario's sequence numbers.
-    pub async fn read(
-        &self,
-        client: &reqwest::Client,
-        stream: &str,
-        ids: &Ids,
-    ) -> Result<Vec<Landed>> {
-        match self {
-            Sink::File(root) => local::read(root, stream, ids),
-            Sink::Gcs(g) => g.read(client, stream, ids).await,
-            Sink::Unchecked(_) => Ok(Vec::new()),
+    /// Every finished output file of `stream`, mapped to this scenario's sequence numbers.
+    /// A file's landing time is its last-modified time: the mtime on disk, the object's
+    /// `updated` time (upload complete) on GCS.
+    pub async fn read(&self, stream: &str, ids: &Ids) -> Result<Vec<Landed>> {
+        let Some(store) = &self.store else {
+            return Ok(Vec::new());
+        };
+        let prefix = Path::from(format!("stream={stream}"));
+        let objects: Vec<_> = store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| BenchError::Listing(format!("listing {prefix}: {e}")))?;
+        let mut out = Vec::with_capacity(objects.len());
+        // Writers stage files under other names and rename; only finished files count.
+        for meta in objects
+            .into_iter()
+            .filter(|m| m.location.as_ref().ends_with(".parquet"))
+        {
+            let name = meta.location.to_string();
+            let read = async { store.get(&meta.location).await?.bytes().await };
+            let data = read
+                .await
+                .map_err(|e| BenchError::Listing(format!("reading {name}: {e}")))?;
+            let landed_at = std::time::SystemTime::from(meta.last_modified);
+            out.push(to_landed(ids, landed_at, message_ids(data, &name)?));
         }
+        Ok(out)
     }
+}
+
+fn open(url: &str, gcs_endpoint: Option<&str>) -> Result<Arc<dyn ObjectStore>> {
+    eventkit_sinks::store::open_store_with(url, gcs_endpoint)
+        .map_err(|e| BenchError::Invalid(e.to_string()))
 }
 
 pub(crate) fn to_landed(
@@ -95,24 +120,51 @@ pub(crate) fn to_landed(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_sink_urls() {
-        assert!(
-            matches!(Sink::parse("file:///tmp/x", None), Ok(Sink::File(p)) if p == std::path::Path::new("/tmp/x"))
-        );
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("tempdir")
+        };
+        let file = format!("file://{}", dir.path().display());
+        assert!(Sink::parse(&file, None).is_ok_and(|s| s.checkable()));
         assert!(Sink::parse("file://rel", None).is_err());
         assert!(Sink::parse("gs://b/p", None).is_err());
-        assert!(matches!(
-            Sink::parse("gs://b/p", Some("localhost:4443")),
-            Ok(Sink::Gcs(_))
-        ));
-        assert!(matches!(
-            Sink::parse("memory://", None),
-            Ok(Sink::Unchecked(_))
-        ));
+        assert!(Sink::parse("gs://b/p", Some("localhost:4443")).is_ok_and(|s| s.checkable()));
+        assert!(Sink::parse("memory://", None).is_ok_and(|s| !s.checkable()));
         assert!(Sink::parse("s3://x", None).is_err());
+    }
+
+    #[tokio::test]
+    async fn reads_finished_files_of_one_stream_with_their_landing_time() {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("tempdir")
+        };
+        let ids = Ids::new("run", 'b');
+        let hour = dir.path().join("stream=web/date=2026-01-01/hour=00");
+        let other = dir.path().join("stream=app");
+        for d in [&hour, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let file = parquet_ids::tests::file_with_ids(&[&ids.message_id(1), "other-run-x1"]);
+        std::fs::write(hour.join("a.parquet"), &file).unwrap();
+        std::fs::write(hour.join("b.parquet.tmp"), &file).unwrap();
+        std::fs::write(other.join("c.parquet"), &file).unwrap();
+        let sink = Sink::parse(&format!("file://{}", dir.path().display()), None).unwrap();
+        let landed = sink.read("web", &ids).await.unwrap();
+        assert_eq!(landed.len(), 1, "only the finished file of stream web");
+        assert_eq!((landed[0].seqs.clone(), landed[0].foreign), (vec![1], 1));
+        let mtime = std::fs::metadata(hour.join("a.parquet"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        let skew = landed[0]
+            .landed_at
+            .duration_since(mtime)
+            .unwrap_or_default();
+        assert!(skew.as_secs() < 1, "landing time is the file's mtime");
     }
 }

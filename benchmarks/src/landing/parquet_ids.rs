@@ -41,13 +41,29 @@ pub fn message_ids(data: Bytes, name: &str) -> Result<Vec<String>> {
 }
 
 #[cfg(test)]
-mod tests {
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use arrow::array::{Int64Array, RecordBatch, StringArray};
     use parquet::arrow::ArrowWriter;
 
     use super::*;
+
+    /// A Parquet file whose `message_id` column holds `ids`.
+    pub(crate) fn file_with_ids(ids: &[&str]) -> Vec<u8> {
+        let column = StringArray::from(ids.to_vec());
+        let batch = RecordBatch::try_from_iter([(
+            "message_id",
+            Arc::new(column) as arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        buf
+    }
 
     #[test]
     fn reads_only_message_ids_and_skips_nulls() {

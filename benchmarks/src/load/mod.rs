@@ -35,6 +35,8 @@ pub struct Recorder {
     pub events_accepted: u64,
     pub events_rejected: u64,
     pub throttled: u64,
+    /// Time requests spent waiting out Retry-After before resending.
+    pub retry_wait: Duration,
     pub rules: RuleTally,
     pub ledger: Ledger,
     /// The first few transport errors verbatim, so a report can say what went wrong.
@@ -63,6 +65,7 @@ impl Recorder {
             events_accepted: 0,
             events_rejected: 0,
             throttled: 0,
+            retry_wait: Duration::ZERO,
             rules: RuleTally::default(),
             ledger,
             transport_samples: Vec::new(),
@@ -87,6 +90,7 @@ impl Recorder {
         self.body_bytes += req.body.len() as u64;
         self.events_sent += u64::from(req.events);
         self.throttled += u64::from(sent.throttled);
+        self.retry_wait += sent.waited;
         if sent.throttled > 0 {
             *self.status.entry("503".into()).or_default() += u64::from(sent.throttled);
         }
@@ -194,11 +198,13 @@ mod tests {
                 }],
             },
             throttled: 2,
+            waited: Duration::from_secs(2),
         };
         r.record(&req(0, 3), t0, t0 + Duration::from_millis(5), &ok, 0);
         let failed = Sent {
             outcome: Outcome::Transport("reset".into()),
             throttled: 0,
+            waited: Duration::ZERO,
         };
         r.record(
             &req(3, 2),
@@ -217,6 +223,7 @@ mod tests {
             (2, 5, 2, 3)
         );
         assert_eq!(r.status.get("503"), Some(&2));
+        assert_eq!(r.retry_wait, Duration::from_secs(2));
         assert_eq!(r.status.get("202"), Some(&1));
         assert_eq!(r.status.get("transport_error"), Some(&1));
         assert_eq!(r.ledger.accepted(), 2);

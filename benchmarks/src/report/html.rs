@@ -22,14 +22,17 @@ pub fn html_report(modes: &[(String, ModeResults)], info: &RunInfo) -> String {
         escape(&info.generated_at),
         escape(&info.machine)
     );
-    s.push_str("<table><tr><th>scenario</th><th>mode</th><th>events/s</th><th>req/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>ceiling ratio</th><th>lost</th><th>dup</th><th>checks</th></tr>");
+    s.push_str("<table><tr><th>scenario</th><th>mode</th><th>collector CPU-µs/event</th><th>events per collector CPU-s</th><th>events/s</th><th>end-to-end events/s</th><th>req/s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>ceiling ratio</th><th>limit</th><th>lost</th><th>dup</th><th>checks</th></tr>");
+    for r in super::by_scenario(modes) {
+        summary_row(&mut s, r);
+    }
     for (mode, results) in modes {
         match results {
-            ModeResults::Ran(rs) => rs.iter().for_each(|r| summary_row(&mut s, r)),
+            ModeResults::Ran(_) => {}
             ModeResults::Unavailable(why) => {
                 let _ = write!(
                     s,
-                    "<tr><td>all</td><td>{}</td><td colspan=\"9\" class=\"bad\">unavailable: {}</td></tr>",
+                    "<tr><td>all</td><td>{}</td><td colspan=\"13\" class=\"bad\">unavailable: {}</td></tr>",
                     escape(mode),
                     escape(why)
                 );
@@ -57,10 +60,20 @@ fn summary_row(s: &mut String, r: &ScenarioResult) {
     } else {
         ("n/a".into(), "n/a".into())
     };
+    let cpu = r.cpu.as_ref();
+    let opt = |v: Option<f64>, d: usize| v.map_or_else(|| "n/a".into(), |v| format!("{v:.d$}"));
+    let limit = if cpu.is_some_and(|c| c.generator_bound) {
+        "generator-bound"
+    } else {
+        ""
+    };
     let _ = write!(
         s,
-        "<tr><td><a href=\"#{m}-{n}\">{n}</a></td><td>{m}</td><td>{:.0}</td><td>{:.0}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{lost}</td><td>{dup}</td><td class=\"{}\">{}</td></tr>",
+        "<tr><td><a href=\"#{m}-{n}\">{n}</a></td><td>{m}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{:.0}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{limit}</td><td>{lost}</td><td>{dup}</td><td class=\"{}\">{}</td></tr>",
+        opt(cpu.and_then(|c| c.collector_us_per_event), 1),
+        opt(cpu.and_then(|c| c.events_per_collector_cpu_s), 0),
         r.events_per_sec,
+        opt(r.end_to_end_events_per_sec, 0),
         r.requests_per_sec,
         r.latency_ms.p50,
         r.latency_ms.p99,

@@ -79,6 +79,25 @@ pub fn write_summary(root: &Path, info: &RunInfo) -> Result<(PathBuf, PathBuf)> 
     Ok((md, html))
 }
 
+/// Each scenario's result in every mode that ran it, scenario by scenario, so a table shows a
+/// scenario's async and pubsub rows side by side.
+pub fn by_scenario(modes: &[(String, ModeResults)]) -> Vec<&ScenarioResult> {
+    let ran: Vec<&Vec<ScenarioResult>> = modes
+        .iter()
+        .filter_map(|(_, m)| match m {
+            ModeResults::Ran(rs) => Some(rs),
+            _ => None,
+        })
+        .collect();
+    crate::suite::ALL_SCENARIOS
+        .iter()
+        .flat_map(|name| {
+            ran.iter()
+                .filter_map(move |rs| rs.iter().find(|r| r.scenario == *name))
+        })
+        .collect()
+}
+
 /// The original Python EventKit, measured by its authors: 10 closed-loop users, baseline.
 pub const SEED_USERS: usize = 10;
 pub const SEED_RPS: f64 = 795.0;

@@ -3,16 +3,12 @@
 //! long the collector takes to get back to its steady-state behaviour.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use super::{Ctx, Load, Subject, Variant, finish, run_variant, seal};
-use crate::client::Target;
-use crate::ids::Ids;
-use crate::ledger::Ledger;
-use crate::result::{PhaseResult, ScenarioResult};
-use crate::schedule::{Phase, Schedule};
+use super::{Ctx, Load, Variant, run_single, seal};
+use crate::result::ScenarioResult;
+use crate::schedule::Phase;
 use crate::timeline::TimelineRow;
-use crate::workload::Batched;
+use crate::workload::batched;
 
 /// Same shape as error-rate's valid-only control, whose sustained rate sizes the spike.
 const BATCH: u32 = 10;
@@ -40,12 +36,11 @@ const SETTLED_DEPTH_FACTOR: f64 = 1.5;
 const SETTLED_BUCKETS: usize = 2;
 
 pub async fn burst(ctx: &mut Ctx) -> ScenarioResult {
-    let target = Arc::new(Target::new(
-        ctx.load_client.clone(),
-        &ctx.collector_url,
-        &Ctx::stream("burst"),
-    ));
-    let ids = Arc::new(Ids::new(&ctx.run_id, 'u'));
+    let subject = ctx.subject(
+        "burst",
+        'u',
+        "Batches of tiny events at a steady rate, a 10x spike well above what the collector sustains, then the steady rate again; open loop, 503s retried after Retry-After.",
+    );
     let sustained_eps = ctx
         .batched_eps
         .or(ctx.baseline_rps.map(|b| b * BATCHED_VS_SINGLE_ESTIMATE));
@@ -74,45 +69,11 @@ pub async fn burst(ctx: &mut Ctx) -> ScenarioResult {
     ];
     let variant = Variant {
         name: "burst".into(),
-        load: Load::Open {
-            phases: phases.clone(),
-        },
-        workload: Arc::new(Batched { size: BATCH }),
+        load: Load::Open { phases },
+        workload: Arc::new(batched(BATCH, &subject.ids)),
     };
-    let (outcome, ledger) = run_variant(
-        ctx,
-        target.clone(),
-        ids.clone(),
-        Ledger::new(SystemTime::now()),
-        variant,
-        ctx.collector_pid,
-        20,
-    )
-    .await;
-    let tallies = outcome.rec.phases.clone();
-    let mut r = finish(
-        ctx,
-        Subject { name: "burst", description: "Batches of 10 tiny events at a steady rate, a 10x spike, then the steady rate again; open loop, 503s retried after Retry-After.", target: &target, ids: &ids },
-        &ledger,
-        vec![outcome],
-        true,
-    )
-    .await;
-
-    for ((name, start, end), (phase, tally)) in Schedule::boundaries(&phases)
-        .into_iter()
-        .zip(phases.iter().zip(tallies.iter()))
-    {
-        r.phases.push(PhaseResult {
-            name,
-            rate_per_sec: phase.rate_per_sec,
-            start_s: start.as_secs_f64(),
-            end_s: end.as_secs_f64(),
-            requests: tally.requests,
-            throttled: tally.throttled,
-            latency_ms: tally.latency.percentiles(),
-        });
-    }
+    let mut r = run_single(ctx, &subject, variant, ctx.collector_pid, 20, true).await;
+    (r.queue_bound_events, r.queue_bound_mib) = ctx.queue_bound;
     let steady_p50 = r.phases.first().map_or(0.0, |p| p.latency_ms.p50);
     let steady_depth = r
         .samples

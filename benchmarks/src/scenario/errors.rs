@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use super::{Ctx, Load, Subject, Variant, finish, run_variants, seal};
+use super::{Ctx, Load, Variant, finish, run_variants, seal};
 use crate::client::{Target, http_client};
-use crate::ids::Ids;
 use crate::load::RuleTally;
 use crate::result::{Check, ProbeResult, ScenarioResult};
 use crate::workload::{Faulty, probes};
@@ -14,19 +13,19 @@ use crate::workload::{Faulty, probes};
 const BATCH: u32 = 10;
 
 pub async fn error_rate(ctx: &mut Ctx) -> ScenarioResult {
-    let target = Arc::new(Target::new(
-        ctx.load_client.clone(),
-        &ctx.collector_url,
-        &Ctx::stream("error-rate"),
-    ));
-    let ids = Arc::new(Ids::new(&ctx.run_id, 'e'));
+    let subject = ctx.subject(
+        "error-rate",
+        'e',
+        "Batches of 10 events, one invalid (each validation rule in turn), after a valid-only control of the same shape; plus one probe per request-level rule.",
+    );
+    let (target, ids) = (&subject.target, &subject.ids);
 
     // Probes get a client of their own: after a 413 the server may drop the connection with
     // the oversized body unread, and a pooled connection closed that way would surface as a
     // transport error in the load that follows.
     let probe_target = match http_client(1) {
         Ok(client) => Target::new(client, &ctx.collector_url, target.stream()),
-        Err(_) => (*target).clone(),
+        Err(_) => (**target).clone(),
     };
     let mut probe_results = Vec::new();
     for p in probes() {
@@ -53,20 +52,13 @@ pub async fn error_rate(ctx: &mut Ctx) -> ScenarioResult {
             workload: Arc::new(Faulty::new(BATCH, invalid)),
         })
         .collect();
-    let (outcomes, ledger) = run_variants(ctx, &target, &ids, variants, 30).await;
+    let (outcomes, ledger) = run_variants(ctx, target, ids, variants, 30).await;
     let mut tally = RuleTally::default();
     for o in &outcomes {
         tally.merge(&o.rec.rules);
     }
 
-    let mut r = finish(
-        ctx,
-        Subject { name: "error-rate", description: "Batches of 10 events, one invalid (each validation rule in turn), after a valid-only control of the same shape; plus one probe per request-level rule.", target: &target, ids: &ids },
-        &ledger,
-        outcomes,
-        true,
-    )
-    .await;
+    let mut r = finish(ctx, &subject, &ledger, outcomes, true).await;
 
     for p in &probe_results {
         r.checks.push(Check::new(

@@ -2,31 +2,34 @@
 //! collector has stored everything, read the output back, account for every event.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Ctx;
 use super::run::VariantOutcome;
 use crate::client::Target;
+use crate::cpu::{CpuFigures, CpuSnapshot};
 use crate::ids::Ids;
 use crate::ledger::{Ledger, LossReport};
 use crate::probe::{self, Sample};
-use crate::result::{Check, ScenarioResult};
+use crate::result::{Check, PhaseResult, ScenarioResult};
+use crate::schedule::Schedule;
 use crate::stats::{LatencyHist, RUN_SIGFIG};
 use crate::timeline::TimelineRow;
 
 /// What a scenario result is about.
-pub struct Subject<'a> {
-    pub name: &'a str,
-    pub description: &'a str,
-    pub target: &'a Target,
-    pub ids: &'a Ids,
+pub struct Subject {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub target: Arc<Target>,
+    pub ids: Arc<Ids>,
 }
 
 /// Folds a scenario's variants together, waits for the collector to store everything and
 /// checks what landed. `check_sink` is false for the ceiling, which stores nothing.
 pub async fn finish(
     ctx: &Ctx,
-    subject: Subject<'_>,
+    subject: &Subject,
     ledger: &Ledger,
     outcomes: Vec<VariantOutcome>,
     check_sink: bool,
@@ -37,6 +40,7 @@ pub async fn finish(
         target,
         ids,
     } = subject;
+    let (scenario, description) = (*scenario, *description);
     let mut r = ScenarioResult {
         scenario: scenario.into(),
         mode: ctx.mode.clone(),
@@ -58,12 +62,22 @@ pub async fn finish(
     let mut offset = 0.0;
     let mut body_bytes = 0;
     let mut loads = Vec::new();
+    let cpu_start = outcomes.first().map(|o| o.cpu_start.clone());
+    let watched = outcomes
+        .first()
+        .map(|o| o.watched.clone())
+        .unwrap_or_default();
+    let mut cpu_during_load: BTreeMap<String, f64> = BTreeMap::new();
     for o in outcomes {
+        for (role, secs) in o.cpu_end.since(&o.cpu_start) {
+            *cpu_during_load.entry(role).or_default() += secs;
+        }
         r.requests += o.rec.requests;
         r.events_sent += o.rec.events_sent;
         r.events_accepted += o.rec.events_accepted;
         r.events_rejected += o.rec.events_rejected;
         r.retries_after_503 += o.rec.throttled;
+        r.retry_wait_s += o.rec.retry_wait.as_secs_f64();
         body_bytes += o.rec.body_bytes;
         latency.merge(&o.rec.latency);
         for (k, v) in &o.rec.status {
@@ -82,6 +96,20 @@ pub async fn finish(
         for e in &o.rec.transport_samples {
             r.notes
                 .push(format!("transport error in {}: {e}", o.result.name));
+        }
+        for ((name, start, end), (phase, tally)) in Schedule::boundaries(&o.phases)
+            .into_iter()
+            .zip(o.phases.iter().zip(o.rec.phases.iter()))
+        {
+            r.phases.push(PhaseResult {
+                name,
+                rate_per_sec: phase.rate_per_sec,
+                start_s: offset + start.as_secs_f64(),
+                end_s: offset + end.as_secs_f64(),
+                requests: tally.requests,
+                throttled: tally.throttled,
+                latency_ms: tally.latency.percentiles(),
+            });
         }
         offset += o.elapsed.as_secs_f64();
         loads.push(o.result.load.clone());
@@ -112,13 +140,32 @@ pub async fn finish(
         transport == 0,
         format!("{transport} requests failed without an HTTP answer"),
     ));
-    if check_sink && ctx.sink.checkable() {
-        end_to_end(ctx, target, ids, ledger, &mut r).await;
+    let checkable = check_sink && ctx.sink.checkable();
+    if checkable {
+        let (waited, note) = wait_stored(ctx, target, ledger.accepted()).await;
+        r.flush_wait_s = waited.as_secs_f64();
+        r.notes.extend(note);
     } else if check_sink {
         r.notes.push(format!(
             "sink {} cannot be read back: loss not checked",
             ctx.sink.describe()
         ));
+    }
+    // Taken before the output is read back, which costs the generator and the emulator
+    // work that is not the collector's.
+    let until_stored = CpuSnapshot::take(&watched);
+    if let Some(start) = cpu_start {
+        r.cpu = Some(CpuFigures::new(
+            cpu_during_load,
+            until_stored.since(&start),
+            r.duration_s,
+            r.events_accepted,
+        ));
+    }
+    if checkable {
+        check_landed(ctx, target, ids, ledger, &mut r).await;
+        let landed_in = r.duration_s + r.flush_wait_s;
+        r.end_to_end_events_per_sec = Some(r.events_landed as f64 / landed_in.max(1e-3));
     }
     r.load_avg_1m = std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -127,18 +174,13 @@ pub async fn finish(
     r
 }
 
-async fn end_to_end(
+async fn check_landed(
     ctx: &Ctx,
     target: &Target,
     ids: &Ids,
     ledger: &Ledger,
     r: &mut ScenarioResult,
 ) {
-    let waited = wait_flushed(ctx, target).await;
-    r.flush_wait_s = waited.0.as_secs_f64();
-    if let Some(note) = waited.1 {
-        r.notes.push(note);
-    }
     let mut report = LossReport::default();
     // A file may be mid-rename when the queue reports empty; a few re-reads settle that
     // without hiding a real loss, which persists.
@@ -146,7 +188,7 @@ async fn end_to_end(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        match ctx.sink.read(&ctx.admin_client, target.stream(), ids).await {
+        match ctx.sink.read(target.stream(), ids).await {
             Ok(files) => report = ledger.account(&files),
             Err(e) => {
                 r.checks
@@ -193,9 +235,24 @@ pub fn apply_loss(r: &mut ScenarioResult, report: &LossReport) {
     }
 }
 
+/// Waits until every accepted event of the scenario is stored: the collector's queue empty
+/// and, in pubsub mode, the loader's rows for the stream at least the accepted count.
+async fn wait_stored(ctx: &Ctx, target: &Target, accepted: u64) -> (Duration, Option<String>) {
+    let start = Instant::now();
+    let (_, note) = wait_flushed(ctx, target).await;
+    if note.is_some() {
+        return (start.elapsed(), note);
+    }
+    let Some(loader) = &ctx.loader_url else {
+        return (start.elapsed(), None);
+    };
+    let note = wait_loaded(ctx, loader, target.stream(), accepted).await;
+    (start.elapsed(), note)
+}
+
 /// Polls `eventkit_queue_depth` until it reads 0, which the collector defines as every
-/// accepted event stored. Without the metric it falls back to waiting the flush timeout's
-/// tenth, a guess that the note makes visible.
+/// accepted event stored (async) or acknowledged by Pub/Sub (pubsub). Without the metric it
+/// falls back to waiting the flush timeout's tenth, a guess that the note makes visible.
 async fn wait_flushed(ctx: &Ctx, target: &Target) -> (Duration, Option<String>) {
     let start = Instant::now();
     let url = format!("{}/metrics", target.base());
@@ -226,6 +283,37 @@ async fn wait_flushed(ctx: &Ctx, target: &Target) -> (Duration, Option<String>) 
             ctx.flush_timeout.as_secs_f64()
         )),
     )
+}
+
+/// How long the loader may go without writing a row of the stream before the check reads
+/// what there is: several batch ages plus redelivery after an expired lease.
+const LOADER_STALL: Duration = Duration::from_secs(30);
+
+/// Polls the loader's `eventkit_rows_written_total{stream=…}` until it reaches `accepted`
+/// (duplicates can make it reach that early; the re-reads of the output cover that).
+async fn wait_loaded(ctx: &Ctx, loader: &str, stream: &str, accepted: u64) -> Option<String> {
+    let url = format!("{}/metrics", loader.trim_end_matches('/'));
+    let mut last = (0.0, Instant::now());
+    loop {
+        let rows = probe::scrape(&ctx.admin_client, &url)
+            .await
+            .and_then(|text| {
+                probe::metric_sum_labelled(&text, "eventkit_rows_written_total", "stream", stream)
+            })
+            .unwrap_or(0.0);
+        if rows >= accepted as f64 {
+            return None;
+        }
+        if rows > last.0 {
+            last = (rows, Instant::now());
+        } else if last.1.elapsed() > LOADER_STALL {
+            return Some(format!(
+                "the loader wrote no rows of {stream} for {:.0} s with {rows:.0} of {accepted} written",
+                LOADER_STALL.as_secs_f64()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn attach_samples(rows: &mut [TimelineRow], samples: &[Sample], width: f64) {

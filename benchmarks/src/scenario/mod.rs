@@ -7,7 +7,9 @@ mod fold;
 mod payload;
 mod plain;
 mod run;
+mod wrk;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use burst::{burst, drain_time};
@@ -15,8 +17,12 @@ pub use errors::error_rate;
 pub use fold::{Subject, finish, seal};
 pub use payload::payload_size;
 pub use plain::{baseline, ceiling, realistic};
-pub use run::{Load, Variant, VariantOutcome, run_variant, run_variants};
+pub use run::{Load, Variant, VariantOutcome, run_single, run_variant, run_variants};
+pub use wrk::WrkFigures;
 
+use crate::client::Target;
+use crate::cpu::Watched;
+use crate::ids::Ids;
 use crate::landing::Sink;
 
 /// Durations for `--quick` (CI: the whole suite well under two minutes) and for a full run
@@ -28,6 +34,8 @@ pub struct Durations {
     pub baseline: Duration,
     pub payload_each: Duration,
     pub realistic: Duration,
+    /// wrk with realistic's bodies, right after realistic.
+    pub wrk: Duration,
     pub burst: [Duration; 3],
     pub error_control: Duration,
     pub error_faulty: Duration,
@@ -41,6 +49,7 @@ impl Durations {
             baseline: s(5),
             payload_each: s(3),
             realistic: s(6),
+            wrk: s(3),
             burst: [s(3), s(2), s(7)],
             error_control: s(3),
             error_faulty: s(4),
@@ -54,6 +63,7 @@ impl Durations {
             baseline: s(30),
             payload_each: s(12),
             realistic: s(40),
+            wrk: s(15),
             burst: [s(15), s(10), s(25)],
             error_control: s(15),
             error_faulty: s(20),
@@ -72,6 +82,16 @@ pub struct Ctx {
     pub admin_client: reqwest::Client,
     pub collector_pid: Option<u32>,
     pub ceiling_pid: Option<u32>,
+    /// pubsub mode: the loader's probe address; a scenario's events count as stored once it
+    /// has written them.
+    pub loader_url: Option<String>,
+    /// Processes besides the server under test and the generator whose CPU time is recorded
+    /// (the loader, the emulators).
+    pub also_watched: Vec<Watched>,
+    /// Write key the collector maps to `bench_realistic_wrk`, for the wrk comparison.
+    pub wrk_write_key: String,
+    /// The collector's queue bounds (events, MiB), when run.sh says.
+    pub queue_bound: (Option<u64>, Option<f64>),
     pub run_id: String,
     pub write_key: String,
     pub users: usize,
@@ -96,5 +116,19 @@ impl Ctx {
 
     pub fn stream(scenario: &str) -> String {
         format!("bench_{}", scenario.replace('-', "_"))
+    }
+
+    /// A scenario against the collector: its own stream, and ids tagged `tag`.
+    pub fn subject(&self, name: &'static str, tag: char, description: &'static str) -> Subject {
+        Subject {
+            name,
+            description,
+            target: Arc::new(Target::new(
+                self.load_client.clone(),
+                &self.collector_url,
+                &Ctx::stream(name),
+            )),
+            ids: Arc::new(Ids::new(&self.run_id, tag)),
+        }
     }
 }

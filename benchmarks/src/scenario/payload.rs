@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Ctx, Load, Subject, Variant, finish, run_variants, seal};
-use crate::client::Target;
-use crate::ids::Ids;
+use super::{Ctx, Load, Variant, finish, run_variants, seal};
 use crate::result::{Check, ScenarioResult};
 use crate::workload::Sized;
 
@@ -19,12 +17,12 @@ const SIZES: [(&str, usize); 4] = [
 const EVENT_LIMIT: usize = 32 * 1024;
 
 pub async fn payload_size(ctx: &mut Ctx) -> ScenarioResult {
-    let target = Arc::new(Target::new(
-        ctx.load_client.clone(),
-        &ctx.collector_url,
-        &Ctx::stream("payload-size"),
-    ));
-    let ids = Arc::new(Ids::new(&ctx.run_id, 'p'));
+    let subject = ctx.subject(
+        "payload-size",
+        'p',
+        "One event per request at 50 B, 500 B, 5 KB and 50 KB; the 50 KB event exceeds the 32 KB limit and must be refused.",
+    );
+    let (target, ids) = (&subject.target, &subject.ids);
     let variants = SIZES
         .into_iter()
         .map(|(name, bytes)| Variant {
@@ -36,7 +34,7 @@ pub async fn payload_size(ctx: &mut Ctx) -> ScenarioResult {
             workload: Arc::new(Sized { target: bytes }),
         })
         .collect();
-    let (outcomes, ledger) = run_variants(ctx, &target, &ids, variants, 10).await;
+    let (outcomes, ledger) = run_variants(ctx, target, ids, variants, 10).await;
     let limits: Vec<(String, u64, u64, Vec<String>)> = outcomes
         .iter()
         .zip(SIZES)
@@ -51,14 +49,7 @@ pub async fn payload_size(ctx: &mut Ctx) -> ScenarioResult {
             )
         })
         .collect();
-    let mut r = finish(
-        ctx,
-        Subject { name: "payload-size", description: "One event per request at 50 B, 500 B, 5 KB and 50 KB; the 50 KB event exceeds the 32 KB limit and must be refused.", target: &target, ids: &ids },
-        &ledger,
-        outcomes,
-        true,
-    )
-    .await;
+    let mut r = finish(ctx, &subject, &ledger, outcomes, true).await;
     for (name, accepted, requests, codes) in limits {
         // 503 is back-pressure, not a verdict: the request was retried after Retry-After.
         let refused = codes.iter().all(|c| c == "400" || c == "503");

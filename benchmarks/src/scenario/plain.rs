@@ -1,12 +1,10 @@
 //! The scenarios that are one closed-loop variant each: ceiling, baseline, realistic.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use super::{Ctx, Load, Subject, Variant, finish, run_variant};
+use super::{Ctx, Load, Subject, Variant, run_single, wrk};
 use crate::client::Target;
 use crate::ids::Ids;
-use crate::ledger::Ledger;
 use crate::result::ScenarioResult;
 use crate::workload::{Realistic, Tiny};
 
@@ -14,12 +12,19 @@ use crate::workload::{Realistic, Tiny};
 const REALISTIC_USER_POOL: u64 = 50_000;
 /// Realistic traffic comes from many clients at once; twice the baseline concurrency.
 const REALISTIC_USERS_FACTOR: usize = 2;
+/// Requests prepared before the timed phase and cycled through: ~52 000 events, ~35 MB, so
+/// the cycle holds every request shape many times over and fits in memory easily.
+const REALISTIC_PREPARED: usize = 2_000;
 
 /// The bare 202 endpoint, driven exactly like baseline, so every ratio compares like with like.
 pub async fn ceiling(ctx: &mut Ctx) -> Option<ScenarioResult> {
     let url = ctx.ceiling_url.clone()?;
-    let target = Arc::new(Target::new(ctx.load_client.clone(), &url, "ceiling"));
-    let ids = Arc::new(Ids::new(&ctx.run_id, 'c'));
+    let subject = Subject {
+        name: "ceiling",
+        description: "A bare HTTP handler that reads the body and answers 202: the most this machine and this generator can do at all.",
+        target: Arc::new(Target::new(ctx.load_client.clone(), &url, "ceiling")),
+        ids: Arc::new(Ids::new(&ctx.run_id, 'c')),
+    };
     let variant = Variant {
         name: "ceiling".into(),
         load: Load::Closed {
@@ -28,35 +33,17 @@ pub async fn ceiling(ctx: &mut Ctx) -> Option<ScenarioResult> {
         },
         workload: Arc::new(Tiny),
     };
-    let (outcome, ledger) = run_variant(
-        ctx,
-        target.clone(),
-        ids.clone(),
-        Ledger::new(SystemTime::now()),
-        variant,
-        ctx.ceiling_pid,
-        1,
-    )
-    .await;
-    let r = finish(
-        ctx,
-        Subject { name: "ceiling", description: "A bare HTTP handler that reads the body and answers 202: the most this machine and this generator can do at all.", target: &target, ids: &ids },
-        &ledger,
-        vec![outcome],
-        false,
-    )
-    .await;
+    let r = run_single(ctx, &subject, variant, ctx.ceiling_pid, 1, false).await;
     ctx.ceiling_rps = Some(r.requests_per_sec);
     Some(r)
 }
 
 pub async fn baseline(ctx: &mut Ctx) -> ScenarioResult {
-    let target = Arc::new(Target::new(
-        ctx.load_client.clone(),
-        &ctx.collector_url,
-        &Ctx::stream("baseline"),
-    ));
-    let ids = Arc::new(Ids::new(&ctx.run_id, 'b'));
+    let subject = ctx.subject(
+        "baseline",
+        'b',
+        "One tiny valid track event per request, as fast as responses return.",
+    );
     let variant = Variant {
         name: "baseline".into(),
         load: Load::Closed {
@@ -65,70 +52,52 @@ pub async fn baseline(ctx: &mut Ctx) -> ScenarioResult {
         },
         workload: Arc::new(Tiny),
     };
-    let (outcome, ledger) = run_variant(
-        ctx,
-        target.clone(),
-        ids.clone(),
-        Ledger::new(SystemTime::now()),
-        variant,
-        ctx.collector_pid,
-        2,
-    )
-    .await;
-    let r = finish(
-        ctx,
-        Subject {
-            name: "baseline",
-            description: "One tiny valid track event per request, as fast as responses return.",
-            target: &target,
-            ids: &ids,
-        },
-        &ledger,
-        vec![outcome],
-        true,
-    )
-    .await;
+    let r = run_single(ctx, &subject, variant, ctx.collector_pid, 2, true).await;
     ctx.baseline_rps = Some(r.requests_per_sec);
     r
 }
 
 pub async fn realistic(ctx: &mut Ctx) -> ScenarioResult {
-    let mut target = Target::new(
-        ctx.load_client.clone(),
-        &ctx.collector_url,
-        &Ctx::stream("realistic"),
+    let mut subject = ctx.subject(
+        "realistic",
+        'r',
+        "60/30/10 track/identify/page with properties and context from 50 000 users; half single calls to /collect, half Segment batches of 2-100 events. Bodies are built before the timed phase and stamped with fresh messageIds while sending.",
     );
+    let mut target = (*subject.target).clone();
     let route_note = target.enable_segment(&ctx.write_key).await;
-    let target = Arc::new(target);
-    let ids = Arc::new(Ids::new(&ctx.run_id, 'r'));
+    subject.target = Arc::new(target);
+    let users = ctx.users * REALISTIC_USERS_FACTOR;
+    let prepared = Arc::new(
+        Realistic {
+            users: REALISTIC_USER_POOL,
+        }
+        .prepare(3, REALISTIC_PREPARED, &subject.ids),
+    );
     let variant = Variant {
         name: "realistic".into(),
         load: Load::Closed {
-            users: ctx.users * REALISTIC_USERS_FACTOR,
+            users,
             duration: ctx.durations.realistic,
         },
-        workload: Arc::new(Realistic {
-            users: REALISTIC_USER_POOL,
-        }),
+        workload: prepared.clone(),
     };
-    let (outcome, ledger) = run_variant(
-        ctx,
-        target.clone(),
-        ids.clone(),
-        Ledger::new(SystemTime::now()),
-        variant,
-        ctx.collector_pid,
-        3,
-    )
-    .await;
-    let mut r = finish(
-        ctx,
-        Subject { name: "realistic", description: "60/30/10 track/identify/page with properties and context from 50 000 users; half single calls to /collect, half Segment batches of 2-100 events.", target: &target, ids: &ids },
-        &ledger,
-        vec![outcome],
-        true,
-    )
-    .await;
+    let mut r = run_single(ctx, &subject, variant, ctx.collector_pid, 3, true).await;
     r.notes.push(route_note);
+    // The same bodies through wrk, against the same collector, right after: how close the
+    // generator comes to a load tool that does nothing per request but send.
+    let wrk_ids = Ids::new(&ctx.run_id, 'w');
+    match wrk::compare(ctx, &prepared, &wrk_ids, users, ctx.durations.wrk).await {
+        Ok(figures) => {
+            r.notes.push(format!(
+                "wrk with the same bodies: {:.0} req/s, {:.0} events/s (this generator: {:.0} events/s, {:.0}% of wrk)",
+                figures.requests_per_sec,
+                figures.events_per_sec,
+                r.events_per_sec,
+                100.0 * r.events_per_sec / figures.events_per_sec.max(f64::MIN_POSITIVE)
+            ));
+            r.wrk = Some(figures);
+        }
+        Err(why) => r.notes.push(format!("no wrk comparison: {why}")),
+    }
     r
 }

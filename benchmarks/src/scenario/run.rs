@@ -5,13 +5,14 @@ use std::time::{Duration, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::Ctx;
+use super::{Ctx, Subject, finish};
 use crate::client::Target;
+use crate::cpu::{self, CpuSnapshot, Watched};
 use crate::ids::Ids;
 use crate::ledger::Ledger;
 use crate::load::{self, Recorder, lock};
 use crate::probe::{Sample, Sampler};
-use crate::result::VariantResult;
+use crate::result::{ScenarioResult, VariantResult};
 use crate::schedule::Phase;
 use crate::workload::Workload;
 
@@ -67,6 +68,48 @@ pub struct VariantOutcome {
     pub rec: Recorder,
     pub samples: Vec<Sample>,
     pub elapsed: Duration,
+    /// The open loop's phases (empty for a closed loop), for per-phase results.
+    pub phases: Vec<Phase>,
+    /// The processes whose CPU time is counted, and their CPU time around the load.
+    pub watched: Vec<Watched>,
+    pub cpu_start: CpuSnapshot,
+    pub cpu_end: CpuSnapshot,
+}
+
+/// The processes a variant's CPU time is counted for: the server under test (`pid`) as the
+/// collector, this process as the generator, and the loader and emulators when there are any.
+fn watched(ctx: &Ctx, pid: Option<u32>) -> Vec<Watched> {
+    let one = |role: &str, pid: u32| Watched {
+        role: role.into(),
+        pids: vec![pid],
+        tree: false,
+    };
+    let mut out: Vec<Watched> = pid.map(|p| one(cpu::COLLECTOR, p)).into_iter().collect();
+    out.push(one(cpu::GENERATOR, std::process::id()));
+    out.extend(ctx.also_watched.iter().cloned());
+    out
+}
+
+/// A scenario of one variant: run it on a fresh ledger and fold the result.
+pub async fn run_single(
+    ctx: &Ctx,
+    subject: &Subject,
+    variant: Variant,
+    pid: Option<u32>,
+    seed: u64,
+    check_sink: bool,
+) -> ScenarioResult {
+    let (outcome, ledger) = run_variant(
+        ctx,
+        subject.target.clone(),
+        subject.ids.clone(),
+        Ledger::new(SystemTime::now()),
+        variant,
+        pid,
+        seed,
+    )
+    .await;
+    finish(ctx, subject, &ledger, vec![outcome], check_sink).await
 }
 
 pub async fn run_variant(
@@ -89,6 +132,12 @@ pub async fn run_variant(
         ctx.sample_every,
     );
     let bar = progress_bar(ctx, &variant);
+    let phases = match &variant.load {
+        Load::Open { phases } => phases.clone(),
+        Load::Closed { .. } => Vec::new(),
+    };
+    let watched = watched(ctx, pid);
+    let cpu_start = CpuSnapshot::take(&watched);
 
     let run = async {
         match variant.load {
@@ -132,6 +181,7 @@ pub async fn run_variant(
         }
     }
     let elapsed = start.elapsed();
+    let cpu_end = CpuSnapshot::take(&watched);
     let samples = sampler.finish().await;
     bar.finish_and_clear();
 
@@ -163,6 +213,10 @@ pub async fn run_variant(
             rec,
             samples,
             elapsed,
+            phases,
+            watched,
+            cpu_start,
+            cpu_end,
         },
         ledger,
     )

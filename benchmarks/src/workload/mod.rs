@@ -2,12 +2,14 @@
 //! touches the network, so its shapes are unit-testable.
 
 mod faulty;
+mod prepared;
 mod realistic;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 pub use faulty::{Faulty, Probe, Rule, probes};
+pub use prepared::{Prepared, SEQ_WIDTH, Shape};
 pub use realistic::Realistic;
 
 use crate::ids::Ids;
@@ -96,19 +98,16 @@ impl Workload for Sized {
     }
 }
 
-/// Burst: tiny events in fixed-size `{"batch":[…]}` bodies, so a spike moves many events.
-pub struct Batched {
-    pub size: u32,
-}
-
-impl Workload for Batched {
-    fn next(&self, _rng: &mut fastrand::Rng, ids: &Ids) -> Request {
-        let first = ids.reserve(u64::from(self.size));
-        let events = (0..u64::from(self.size))
-            .map(|i| tiny_event(ids, first + i))
-            .collect();
-        batch(Route::Collect, events, first, Vec::new())
-    }
+/// Burst: `size` tiny events in one `{"batch":[…]}` body, so a spike moves many events, and
+/// prepared so that a spike costs the generator as little as possible.
+pub fn batched(size: u32, ids: &Ids) -> Prepared {
+    let event = json!({"type": "track", "event": "e", "userId": "u"});
+    let shape = Shape {
+        route: Route::Collect,
+        events: vec![event; size as usize],
+        batch: true,
+    };
+    Prepared::new([shape], ids)
 }
 
 #[cfg(test)]
@@ -129,17 +128,21 @@ mod tests {
     #[test]
     fn batched_bodies_carry_consecutive_ids() {
         let ids = Ids::new("r", 'u');
-        let req = Batched { size: 3 }.next(&mut fastrand::Rng::with_seed(1), &ids);
-        let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
-        let got: Vec<_> = v["batch"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| ids.parse(e["messageId"].as_str()?))
-                    .collect()
-            })
-            .unwrap_or_default();
-        assert_eq!(got, vec![0, 1, 2]);
-        assert_eq!(req.events, 3);
+        let batched = batched(3, &ids);
+        let mut rng = fastrand::Rng::with_seed(1);
+        for expected in [vec![0, 1, 2], vec![3, 4, 5]] {
+            let req = batched.next(&mut rng, &ids);
+            let v: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            let got: Vec<_> = v["batch"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| ids.parse(e["messageId"].as_str()?))
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert_eq!(got, expected);
+            assert_eq!(req.events, 3);
+        }
     }
 }

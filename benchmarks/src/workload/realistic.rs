@@ -1,10 +1,11 @@
 //! Realistic traffic: 60/30/10 track/identify/page with the properties and context a browser
-//! SDK sends, half single calls and half `/v1/batch` sends of 2..=100 events.
+//! SDK sends, half single calls and half `/v1/batch` sends of 2..=100 events. Built before the
+//! timed phase ([`Prepared`]), so sending costs the generator a copy, not the building.
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::{Request, Route, Workload, batch, single};
+use super::{Prepared, Route, Shape};
 use crate::ids::Ids;
 
 const TRACK_NAMES: &[&str] = &[
@@ -34,7 +35,8 @@ pub struct Realistic {
 }
 
 impl Realistic {
-    pub fn event(&self, rng: &mut fastrand::Rng, ids: &Ids, seq: u64) -> Value {
+    /// One event without its `messageId`, which [`Prepared`] stamps at send time.
+    pub fn event(&self, rng: &mut fastrand::Rng) -> Value {
         let user = rng.u64(0..self.users);
         let roll = rng.u8(0..10);
         let mut e = match roll {
@@ -50,25 +52,33 @@ impl Realistic {
             "anon-{:016x}",
             user.wrapping_mul(0x9e37_79b9_7f4a_7c15)
         ));
-        e["messageId"] = json!(ids.message_id(seq));
         e["timestamp"] = json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
         e["context"] = context(rng, user);
         e
     }
 }
 
-impl Workload for Realistic {
-    fn next(&self, rng: &mut fastrand::Rng, ids: &Ids) -> Request {
+impl Realistic {
+    pub fn shape(&self, rng: &mut fastrand::Rng) -> Shape {
         if rng.bool() {
-            let seq = ids.reserve(1);
-            return single(Route::Collect, &self.event(rng, ids, seq), seq);
+            return Shape {
+                route: Route::Collect,
+                events: vec![self.event(rng)],
+                batch: false,
+            };
         }
         let n = rng.usize(2..=MAX_BATCH);
-        let first = ids.reserve(n as u64);
-        let events = (0..n as u64)
-            .map(|i| self.event(rng, ids, first + i))
-            .collect();
-        batch(Route::Segment, events, first, Vec::new())
+        Shape {
+            route: Route::Segment,
+            events: (0..n).map(|_| self.event(rng)).collect(),
+            batch: true,
+        }
+    }
+
+    /// `requests` request bodies of this mix, ready to be stamped with `ids`' messageIds.
+    pub fn prepare(&self, seed: u64, requests: usize, ids: &Ids) -> Prepared {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        Prepared::new((0..requests).map(|_| self.shape(&mut rng)), ids)
     }
 }
 
@@ -132,22 +142,22 @@ fn context(rng: &mut fastrand::Rng, user: u64) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::workload::Workload as _;
 
     #[test]
     fn mix_is_roughly_sixty_thirty_ten_and_every_event_is_identified() {
-        let ids = Ids::new("r", 'r');
         let w = Realistic { users: 1_000 };
         let mut rng = fastrand::Rng::with_seed(7);
         let mut counts = std::collections::HashMap::new();
-        for seq in 0..10_000 {
-            let e = w.event(&mut rng, &ids, seq);
+        for _ in 0..10_000 {
+            let e = w.event(&mut rng);
             *counts
                 .entry(e["type"].as_str().unwrap_or("?").to_owned())
                 .or_insert(0) += 1;
             assert!(e["anonymousId"].is_string());
-            assert!(e["messageId"].as_str().is_some_and(|m| m.len() <= 100));
         }
         let share = |t: &str| f64::from(counts.get(t).copied().unwrap_or(0)) / 10_000.0;
         assert!((share("track") - 0.6).abs() < 0.03, "{counts:?}");
@@ -156,15 +166,20 @@ mod tests {
     }
 
     #[test]
-    fn half_the_requests_are_segment_batches() {
+    fn half_the_prepared_requests_are_segment_batches_with_fresh_ids() {
         let ids = Ids::new("r", 'r');
-        let w = Realistic { users: 10 };
+        let prepared = Realistic { users: 10 }.prepare(3, 400, &ids);
+        assert_eq!(prepared.len(), 400);
         let mut rng = fastrand::Rng::with_seed(3);
-        let reqs: Vec<_> = (0..400).map(|_| w.next(&mut rng, &ids)).collect();
+        let reqs: Vec<_> = (0..400).map(|_| prepared.next(&mut rng, &ids)).collect();
         let batches = reqs.iter().filter(|r| r.route == Route::Segment).count();
         assert!((150..250).contains(&batches), "{batches}");
         assert!(reqs.iter().all(|r| r.events as usize <= MAX_BATCH));
         let total: u64 = reqs.iter().map(|r| u64::from(r.events)).sum();
         assert_eq!(total, ids.issued());
+        let body: Value = serde_json::from_slice(&reqs[0].body).unwrap();
+        let first = body.get("batch").map_or(&body, |b| &b[0]);
+        assert_eq!(ids.parse(first["messageId"].as_str().unwrap()), Some(0));
+        assert!(first["messageId"].as_str().is_some_and(|m| m.len() <= 100));
     }
 }
