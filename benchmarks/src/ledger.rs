@@ -33,6 +33,8 @@ pub struct Landed {
     pub seqs: Vec<u64>,
     /// Rows whose message_id belongs to another run or scenario.
     pub foreign: u64,
+    /// The file's size.
+    pub bytes: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -47,6 +49,9 @@ pub struct LossReport {
     pub uncertain_landed: u64,
     pub foreign_rows: u64,
     pub files: u64,
+    /// Bytes of every file read, and the rows they hold (this scenario's and others').
+    pub file_bytes: u64,
+    pub file_rows: u64,
     pub lost_sample: Vec<u64>,
     pub freshness_ms: Percentiles,
 }
@@ -107,6 +112,8 @@ impl Ledger {
         };
         for file in order {
             r.foreign_rows += file.foreign;
+            r.file_bytes += file.bytes;
+            r.file_rows += file.foreign + file.seqs.len() as u64;
             for &seq in &file.seqs {
                 r.landed_rows += 1;
                 let Some(i) = usize::try_from(seq).ok().filter(|&i| i < self.fate.len()) else {
@@ -168,11 +175,13 @@ mod tests {
                 landed_at: at(base, 2_000),
                 seqs: vec![0, 1, 3, 5],
                 foreign: 2,
+                bytes: 100,
             },
             Landed {
                 landed_at: at(base, 1_000),
                 seqs: vec![1, 99],
                 foreign: 0,
+                bytes: 50,
             },
         ];
         let r = l.account(&files);
@@ -184,6 +193,7 @@ mod tests {
         assert_eq!(r.uncertain_landed, 1);
         assert_eq!(r.foreign_rows, 2);
         assert_eq!((r.landed_rows, r.landed_distinct, r.files), (6, 5, 2));
+        assert_eq!((r.file_bytes, r.file_rows), (150, 8));
         // Freshness uses the earliest landing of each accepted event: 0 at 2 s, 1 at 1 s.
         assert_eq!(r.freshness_ms.count, 2);
         assert!((r.freshness_ms.max - 2_000.0).abs() < 2.0);

@@ -69,6 +69,15 @@ pub async fn scrape(client: &reqwest::Client, metrics_url: &str) -> Option<Strin
     resp.text().await.ok()
 }
 
+/// The collector's `eventkit_pubsub_{messages,bytes}_published_total`, when it has them.
+pub async fn published(client: &reqwest::Client, metrics_url: &str) -> Option<(f64, f64)> {
+    let text = scrape(client, metrics_url).await?;
+    Some((
+        metric_sum(&text, "eventkit_pubsub_messages_published_total")?,
+        metric_sum(&text, "eventkit_pubsub_bytes_published_total")?,
+    ))
+}
+
 pub async fn queue_depth(client: &reqwest::Client, metrics_url: &str) -> Option<f64> {
     metric_sum(&scrape(client, metrics_url).await?, "eventkit_queue_depth")
 }

@@ -57,6 +57,12 @@ pub struct ScenarioResult {
     /// Send → file landed, per event, at file granularity.
     pub freshness_ms: Option<Percentiles>,
     pub output_files: u64,
+    /// Parquet bytes per row over the scenario's output files.
+    pub output_bytes_per_event: Option<f64>,
+    /// pubsub: what the collector published during the scenario (messages, bytes), from its
+    /// `eventkit_pubsub_*_published_total` counters.
+    pub published_messages: Option<f64>,
+    pub published_bytes: Option<f64>,
     /// Time from the end of the load until the collector reported an empty queue.
     pub flush_wait_s: f64,
     pub queue_depth_max: Option<f64>,

@@ -88,7 +88,9 @@ impl Sink {
                 .await
                 .map_err(|e| BenchError::Listing(format!("reading {name}: {e}")))?;
             let landed_at = std::time::SystemTime::from(meta.last_modified);
-            out.push(to_landed(ids, landed_at, message_ids(data, &name)?));
+            let mut landed = to_landed(ids, landed_at, message_ids(data, &name)?);
+            landed.bytes = meta.size;
+            out.push(landed);
         }
         Ok(out)
     }
@@ -116,6 +118,7 @@ pub(crate) fn to_landed(
         landed_at,
         seqs,
         foreign,
+        bytes: 0,
     }
 }
 

@@ -212,13 +212,18 @@ fn pubsub_section(s: &mut String, modes: &[(String, ModeResults)]) {
          Events travel collector → Pub/Sub emulator → loader → Parquet on the GCS emulator; \
          end-to-end events/s and time to land are measured on the files.\n\n",
     );
-    s.push_str("| scenario | events/s accepted | end-to-end events/s | publish-ack p50 ms | publish-ack p99 ms | time to land p50 ms | p99 ms | max ms | loader CPU-µs/event |\n");
-    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| scenario | events/s accepted | end-to-end events/s | publish-ack p50 ms | publish-ack p99 ms | time to land p50 ms | p99 ms | max ms | loader CPU-µs/event | events per message | message bytes per event |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let f = r.freshness_ms.as_ref();
+        let events = (r.events_accepted > 0).then_some(r.events_accepted as f64);
+        let per = |v: Option<f64>, by: Option<f64>| match (v, by) {
+            (Some(v), Some(by)) if by > 0.0 => Some(v / by),
+            _ => None,
+        };
         let _ = writeln!(
             s,
-            "| {} | {:.0} | {} | {:.2} | {:.2} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
             r.scenario,
             r.events_per_sec,
             opt(r.end_to_end_events_per_sec, 0),
@@ -228,6 +233,8 @@ fn pubsub_section(s: &mut String, modes: &[(String, ModeResults)]) {
             opt(f.map(|f| f.p99), 0),
             opt(f.map(|f| f.max), 0),
             opt(r.cpu.as_ref().and_then(|c| c.loader_us_per_event), 1),
+            opt(per(events, r.published_messages), 0),
+            opt(per(r.published_bytes, events), 0),
         );
     }
 }
@@ -358,7 +365,7 @@ fn freshness_section(s: &mut String, modes: &[(String, ModeResults)]) {
          object's `updated` time on GCS). Measured per file, so it includes the batching delay \
          and the time to write the file.\n\n",
     );
-    s.push_str("| scenario | mode | p50 ms | p90 ms | p99 ms | max ms | files | flush wait s |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| scenario | mode | p50 ms | p90 ms | p99 ms | max ms | files | Parquet bytes per event | flush wait s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for (mode, results) in modes {
         let ModeResults::Ran(rs) = results else {
             continue;
@@ -367,8 +374,15 @@ fn freshness_section(s: &mut String, modes: &[(String, ModeResults)]) {
             let Some(f) = &r.freshness_ms else { continue };
             let _ = writeln!(
                 s,
-                "| {} | {mode} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.1} |",
-                r.scenario, f.p50, f.p90, f.p99, f.max, r.output_files, r.flush_wait_s
+                "| {} | {mode} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {} | {:.1} |",
+                r.scenario,
+                f.p50,
+                f.p90,
+                f.p99,
+                f.max,
+                r.output_files,
+                opt(r.output_bytes_per_event, 0),
+                r.flush_wait_s
             );
         }
     }

@@ -63,6 +63,7 @@ pub async fn finish(
     let mut body_bytes = 0;
     let mut loads = Vec::new();
     let cpu_start = outcomes.first().map(|o| o.cpu_start.clone());
+    let published_start = outcomes.first().and_then(|o| o.published_start);
     let watched = outcomes
         .first()
         .map(|o| o.watched.clone())
@@ -154,6 +155,14 @@ pub async fn finish(
     // Taken before the output is read back, which costs the generator and the emulator
     // work that is not the collector's.
     let until_stored = CpuSnapshot::take(&watched);
+    let metrics_url = format!("{}/metrics", target.base());
+    if let (Some((m0, b0)), Some((m1, b1))) = (
+        published_start,
+        probe::published(&ctx.admin_client, &metrics_url).await,
+    ) {
+        r.published_messages = Some(m1 - m0);
+        r.published_bytes = Some(b1 - b0);
+    }
     if let Some(start) = cpu_start {
         r.cpu = Some(CpuFigures::new(
             cpu_during_load,
@@ -210,6 +219,8 @@ pub fn apply_loss(r: &mut ScenarioResult, report: &LossReport) {
     r.duplicates = report.duplicates;
     r.unexpected_landed = report.unexpected;
     r.output_files = report.files;
+    r.output_bytes_per_event =
+        (report.file_rows > 0).then(|| report.file_bytes as f64 / report.file_rows as f64);
     r.freshness_ms = (report.freshness_ms.count > 0).then(|| report.freshness_ms.clone());
     r.checks.push(Check::new(
         "no accepted event lost",

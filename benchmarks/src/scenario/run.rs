@@ -11,7 +11,7 @@ use crate::cpu::{self, CpuSnapshot, Watched};
 use crate::ids::Ids;
 use crate::ledger::Ledger;
 use crate::load::{self, Recorder, lock};
-use crate::probe::{Sample, Sampler};
+use crate::probe::{self, Sample, Sampler};
 use crate::result::{ScenarioResult, VariantResult};
 use crate::schedule::Phase;
 use crate::workload::Workload;
@@ -68,6 +68,8 @@ pub struct VariantOutcome {
     pub rec: Recorder,
     pub samples: Vec<Sample>,
     pub elapsed: Duration,
+    /// The collector's published (messages, bytes) counters when the load started (pubsub).
+    pub published_start: Option<(f64, f64)>,
     /// The open loop's phases (empty for a closed loop), for per-phase results.
     pub phases: Vec<Phase>,
     /// The processes whose CPU time is counted, and their CPU time around the load.
@@ -126,7 +128,7 @@ pub async fn run_variant(
     let metrics_url = format!("{}/metrics", target.base());
     let sampler = Sampler::spawn(
         ctx.admin_client.clone(),
-        metrics_url,
+        metrics_url.clone(),
         pid,
         start,
         ctx.sample_every,
@@ -137,6 +139,7 @@ pub async fn run_variant(
         Load::Closed { .. } => Vec::new(),
     };
     let watched = watched(ctx, pid);
+    let published_start = probe::published(&ctx.admin_client, &metrics_url).await;
     let cpu_start = CpuSnapshot::take(&watched);
 
     let run = async {
@@ -213,6 +216,7 @@ pub async fn run_variant(
             rec,
             samples,
             elapsed,
+            published_start,
             phases,
             watched,
             cpu_start,
