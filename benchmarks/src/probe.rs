@@ -69,12 +69,14 @@ pub async fn scrape(client: &reqwest::Client, metrics_url: &str) -> Option<Strin
     resp.text().await.ok()
 }
 
-/// The collector's `eventkit_pubsub_{messages,bytes}_published_total`, when it has them.
+/// The collector's `eventkit_pubsub_{messages,bytes}_published_total`; a counter that has not
+/// appeared yet (nothing published so far, or not pubsub mode) reads 0.
 pub async fn published(client: &reqwest::Client, metrics_url: &str) -> Option<(f64, f64)> {
     let text = scrape(client, metrics_url).await?;
+    let read = |name| metric_sum(&text, name).unwrap_or(0.0);
     Some((
-        metric_sum(&text, "eventkit_pubsub_messages_published_total")?,
-        metric_sum(&text, "eventkit_pubsub_bytes_published_total")?,
+        read("eventkit_pubsub_messages_published_total"),
+        read("eventkit_pubsub_bytes_published_total"),
     ))
 }
 

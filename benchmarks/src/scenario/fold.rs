@@ -159,7 +159,8 @@ pub async fn finish(
     if let (Some((m0, b0)), Some((m1, b1))) = (
         published_start,
         probe::published(&ctx.admin_client, &metrics_url).await,
-    ) {
+    ) && m1 > m0
+    {
         r.published_messages = Some(m1 - m0);
         r.published_bytes = Some(b1 - b0);
     }
