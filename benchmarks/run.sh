@@ -3,10 +3,11 @@
 #
 #   benchmarks/run.sh [async|pubsub|all] [--quick] [--sink auto|file|gcs] [--out DIR]
 #
-# Builds release binaries, starts the emulators (when the GCS sink is used), starts the
-# collector once per mode with that mode's configuration, runs every scenario against it,
-# stops everything it started and writes <out>/<mode>/<scenario>.{json,csv}, <out>/README.md
-# and <out>/report.html.
+# Builds release binaries, starts the emulators (when the GCS sink is used, and always for
+# pubsub), starts the collector once per mode with that mode's configuration (pubsub: a loader
+# first, on a fresh topic and subscription), runs every scenario against it, stops everything
+# it started and writes <out>/<mode>/<scenario>.{json,csv}, <out>/README.md and
+# <out>/report.html.
 #
 # --quick runs the whole suite in well under two minutes (for CI) and writes to
 # target/eventkit-bench/quick unless --out is given, so it never overwrites the committed
@@ -103,8 +104,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- sink: the GCS emulator when asked for (or available under auto), else a local directory.
+# pubsub mode needs the Pub/Sub emulator whatever the sink.
 SINK_KIND=file
-if [[ "$SINK_CHOICE" != file ]]; then
+WANT_EMULATORS=0
+if [[ "$SINK_CHOICE" != file || " ${MODES[*]} " == *" pubsub "* ]]; then WANT_EMULATORS=1; fi
+if [[ $WANT_EMULATORS -eq 1 ]]; then
   if [[ -x "$ROOT/emulators/start" ]]; then
     log "starting emulators"
     if "$ROOT/emulators/start" >"$WORK/emulators.log" 2>&1 && [[ -f "$ROOT/emulators/.env" ]]; then
@@ -115,7 +119,7 @@ if [[ "$SINK_CHOICE" != file ]]; then
       while IFS='=' read -r key value; do
         if [[ "$key" =~ ^[A-Z][A-Z0-9_]*$ ]]; then EMU["$key"]="$value"; fi
       done <"$ROOT/emulators/.env"
-      SINK_KIND=gcs
+      [[ "$SINK_CHOICE" == file ]] || SINK_KIND=gcs
     elif [[ "$SINK_CHOICE" == gcs ]]; then
       echo "run.sh: emulators/start failed:" >&2; tail -20 "$WORK/emulators.log" >&2; exit 1
     else

@@ -300,12 +300,16 @@ async fn wait_flushed(ctx: &Ctx, target: &Target) -> (Duration, Option<String>) 
 /// How long the loader may go without writing a row of the stream before the check reads
 /// what there is: several batch ages plus redelivery after an expired lease.
 const LOADER_STALL: Duration = Duration::from_secs(30);
+/// The longest a loader may take to write a scenario's rows at all: a backlog of several
+/// million events at a few thousand a second.
+const LOADER_MAX_WAIT: Duration = Duration::from_secs(600);
 
 /// Polls the loader's `eventkit_rows_written_total{stream=…}` until it reaches `accepted`
 /// (duplicates can make it reach that early; the re-reads of the output cover that).
 async fn wait_loaded(ctx: &Ctx, loader: &str, stream: &str, accepted: u64) -> Option<String> {
     let url = format!("{}/metrics", loader.trim_end_matches('/'));
-    let mut last = (0.0, Instant::now());
+    let started = Instant::now();
+    let mut last = (0.0, started);
     loop {
         let rows = probe::scrape(&ctx.admin_client, &url)
             .await
@@ -318,10 +322,11 @@ async fn wait_loaded(ctx: &Ctx, loader: &str, stream: &str, accepted: u64) -> Op
         }
         if rows > last.0 {
             last = (rows, Instant::now());
-        } else if last.1.elapsed() > LOADER_STALL {
+        }
+        if last.1.elapsed() > LOADER_STALL || started.elapsed() > LOADER_MAX_WAIT {
             return Some(format!(
-                "the loader wrote no rows of {stream} for {:.0} s with {rows:.0} of {accepted} written",
-                LOADER_STALL.as_secs_f64()
+                "stopped waiting for the loader after {:.0} s with {rows:.0} of {accepted} rows of {stream} written",
+                started.elapsed().as_secs_f64()
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
