@@ -84,7 +84,9 @@ pub async fn run(opts: SuiteOpts) -> Result<Vec<ScenarioResult>> {
         collector_url: opts.collector_url.trim_end_matches('/').to_owned(),
         ceiling_url,
         sink: opts.sink,
-        load_client: http_client(opts.users * 4)?,
+        // Idle connections kept up to the most a scenario opens (burst's in-flight cap), so no
+        // scenario pays for reconnecting.
+        load_client: http_client((opts.users * 4).max(scenario::MAX_IN_FLIGHT as usize))?,
         admin_client: http_client(4)?,
         collector_pid: opts.collector_pid,
         ceiling_pid,
@@ -106,7 +108,7 @@ pub async fn run(opts: SuiteOpts) -> Result<Vec<ScenarioResult>> {
         progress: progress.clone(),
         ceiling_rps: None,
         baseline_rps: None,
-        batched_eps: None,
+        batched_per_core_eps: None,
     };
     if !wants_ceiling {
         ctx.ceiling_rps = prior(&opts.out_dir, "ceiling", &ctx.run_id).map(|r| r.requests_per_sec);
@@ -116,8 +118,8 @@ pub async fn run(opts: SuiteOpts) -> Result<Vec<ScenarioResult>> {
             prior(&opts.out_dir, "baseline", &ctx.run_id).map(|r| r.requests_per_sec);
     }
     if !opts.scenarios.iter().any(|s| s == "error-rate") {
-        ctx.batched_eps = prior(&opts.out_dir, "error-rate", &ctx.run_id)
-            .and_then(|r| r.variants.first().map(|v| v.events_per_sec));
+        ctx.batched_per_core_eps = prior(&opts.out_dir, "error-rate", &ctx.run_id)
+            .and_then(|r| scenario::per_core_eps(&r));
     }
     let overall = progress.add(ProgressBar::new(opts.scenarios.len() as u64));
     if let Ok(style) = ProgressStyle::with_template("{prefix:>8} {pos}/{len} {msg}") {

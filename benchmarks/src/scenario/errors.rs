@@ -103,9 +103,18 @@ pub async fn error_rate(ctx: &mut Ctx) -> ScenarioResult {
             ));
         }
     }
-    ctx.batched_eps = r.variants.first().map(|v| v.events_per_sec);
+    ctx.batched_per_core_eps = per_core_eps(&r);
     r.rules = Some(tally);
     r.probes = probe_results;
     seal(&mut r);
     r
+}
+
+/// What one collector core handles of batches of ten: accepted events per collector
+/// CPU-second, or, without CPU figures, the valid-only control's events/s.
+pub fn per_core_eps(r: &ScenarioResult) -> Option<f64> {
+    r.cpu
+        .as_ref()
+        .and_then(|c| c.events_per_collector_cpu_s)
+        .or_else(|| r.variants.first().map(|v| v.events_per_sec))
 }

@@ -13,11 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use burst::{burst, drain_time};
-pub use errors::error_rate;
+pub use errors::{error_rate, per_core_eps};
 pub use fold::{Subject, finish, seal};
 pub use payload::payload_size;
 pub use plain::{baseline, ceiling, realistic};
-pub use run::{Load, Variant, VariantOutcome, run_single, run_variant, run_variants};
+pub use run::{
+    Load, MAX_IN_FLIGHT, Variant, VariantOutcome, run_single, run_variant, run_variants,
+};
 pub use wrk::WrkFigures;
 
 use crate::client::Target;
@@ -104,9 +106,9 @@ pub struct Ctx {
     pub ceiling_rps: Option<f64>,
     /// Filled by baseline: the burst rates and the error-rate overhead are relative to it.
     pub baseline_rps: Option<f64>,
-    /// Filled by error-rate's valid-only control (batches of 10 tiny events): the sustained
-    /// events/s of exactly the request shape burst sends.
-    pub batched_eps: Option<f64>,
+    /// Filled by error-rate (batches of 10 tiny events): events per collector CPU-second, what
+    /// one collector core sustains of batched tiny events. Burst sizes its spike from it.
+    pub batched_per_core_eps: Option<f64>,
 }
 
 impl Ctx {

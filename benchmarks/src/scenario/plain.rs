@@ -10,8 +10,11 @@ use crate::workload::{Realistic, Tiny};
 
 /// Distinct users in the realistic scenario: enough that batches rarely repeat a user.
 const REALISTIC_USER_POOL: u64 = 50_000;
-/// Realistic traffic comes from many clients at once; twice the baseline concurrency.
-const REALISTIC_USERS_FACTOR: usize = 2;
+/// Realistic traffic comes from many clients at once: six times the baseline concurrency, so
+/// that in pubsub mode, where each request waits for its publish (coalescing window plus a
+/// round trip to Pub/Sub), the closed loop is not bounded by latency instead of by the
+/// collector.
+const REALISTIC_USERS_FACTOR: usize = 6;
 /// Requests prepared before the timed phase and cycled through: ~52 000 events, ~35 MB, so
 /// the cycle holds every request shape many times over and fits in memory easily.
 const REALISTIC_PREPARED: usize = 2_000;
