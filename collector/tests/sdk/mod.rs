@@ -80,13 +80,15 @@ pub fn node_dir() -> PathBuf {
 pub fn chromium() -> PathBuf {
     locked("test-chromium.lock", || {
         if !Path::new(CHROMIUM).exists() {
+            // Another apt process (a fresh machine's own updates) may hold the lock: wait for it.
             run(Command::new("apt-get")
-                .arg("update")
+                .args(["-o", "DPkg::Lock::Timeout=600", "update"])
                 .env("DEBIAN_FRONTEND", "noninteractive"));
             // A failing post-install hook of some optional package must not fail the test
             // when the browser itself is in place, so the binary is checked, not the status.
             let _ = Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "chromium"])
+                .args(["-o", "DPkg::Lock::Timeout=600", "install", "-y"])
+                .args(["--no-install-recommends", "chromium"])
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .status();
             assert!(
