@@ -17,14 +17,9 @@ pub struct TestLoader {
 impl TestLoader {
     pub async fn start(config: Config) -> TestLoader {
         config.validate().expect("valid config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(eventkit::loader::run(config, listener, async {
-            let _ = stopped.await;
-        }));
+        let (addr, stop, task) =
+            super::on_port_0(|listener, stopped| eventkit::loader::run(config, listener, stopped))
+                .await;
         TestLoader {
             addr,
             stop: Some(stop),

@@ -37,14 +37,8 @@ impl TestServer {
         config.queue.wal_dir = wal.path().to_owned();
         tune(&mut config);
         config.validate().expect("valid config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(eventkit::server::run(config, listener, async {
-            let _ = stopped.await;
-        }));
+        let (addr, stop, task) =
+            on_port_0(|listener, stopped| eventkit::server::run(config, listener, stopped)).await;
         TestServer {
             addr,
             data,
@@ -105,6 +99,31 @@ impl TestServer {
     pub fn rows(&self, stream: &str) -> Vec<serde_json::Value> {
         read_rows(&self.data.path().join(format!("stream={stream}")))
     }
+}
+
+/// A server task (collector or loader) on a fresh port-0 listener, running until the returned
+/// sender fires or is dropped.
+pub async fn on_port_0<Run, Served>(
+    run: Run,
+) -> (
+    SocketAddr,
+    oneshot::Sender<()>,
+    JoinHandle<Result<(), eventkit::server::ServerError>>,
+)
+where
+    Run: FnOnce(tokio::net::TcpListener, futures::future::BoxFuture<'static, ()>) -> Served,
+    Served:
+        std::future::Future<Output = Result<(), eventkit::server::ServerError>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let stopped: futures::future::BoxFuture<'static, ()> = Box::pin(async {
+        let _ = stopped.await;
+    });
+    (addr, stop, tokio::spawn(run(listener, stopped)))
 }
 
 /// Every `.parquet` file under `dir`, recursively.
