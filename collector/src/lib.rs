@@ -7,9 +7,11 @@ pub mod dedup;
 pub mod fd_limit;
 pub mod health;
 pub mod http;
-pub mod ingest;
 pub mod loader;
 pub mod queue;
 pub mod server;
 pub mod streams;
 pub mod telemetry;
+
+/// Validation and enrichment live in their own crate; the collector's modules reach them here.
+pub use eventkit_ingest as ingest;

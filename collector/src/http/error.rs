@@ -8,7 +8,7 @@ use eventkit_model::InvalidStreamName;
 use serde_json::json;
 
 use super::auth::AuthError;
-use crate::ingest::{IngestError, MAX_BODY_BYTES, RejectedEvent};
+use crate::ingest::{GzipError, IngestError, MAX_BODY_BYTES, Rejection};
 use crate::queue::QueueError;
 
 /// Seconds a client should wait after a 503. One second lets a batch flush free the queue
@@ -24,7 +24,7 @@ pub enum ApiError {
     #[error("could not read the request body: {0}")]
     BadBody(String),
     #[error("request body is not a valid gzip stream: {0}")]
-    BadGzip(String),
+    BadGzip(#[source] std::io::Error),
     #[error("Content-Encoding {0:?} is not supported; send gzip or an uncompressed body")]
     UnsupportedEncoding(String),
     #[error(transparent)]
@@ -32,7 +32,7 @@ pub enum ApiError {
     #[error(transparent)]
     Ingest(#[from] IngestError),
     #[error("no valid events in request")]
-    NoValidEvents(Vec<RejectedEvent>),
+    NoValidEvents(Vec<Rejection>),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error("the request body did not arrive within {} ms (server.body_timeout_ms)", .0.as_millis())]
@@ -43,6 +43,15 @@ pub enum ApiError {
     ShuttingDown,
     #[error(transparent)]
     TooManyStreams(#[from] crate::streams::StreamLimit),
+}
+
+impl From<GzipError> for ApiError {
+    fn from(error: GzipError) -> Self {
+        match error {
+            GzipError::TooLarge => ApiError::TooLarge,
+            GzipError::Corrupt(source) => ApiError::BadGzip(source),
+        }
+    }
 }
 
 impl ApiError {

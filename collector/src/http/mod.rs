@@ -26,7 +26,6 @@ use crate::streams::StreamRegistry;
 use crate::telemetry::IngestCounters;
 
 pub use auth::{Auth, AuthError};
-pub use body::gunzip;
 pub use error::ApiError;
 pub use serve::{HttpServer, ServeLimits};
 

@@ -9,7 +9,7 @@ use eventkit_model::{Batch, EventType, REJECTED_STREAM, Records};
 use super::AppState;
 use super::error::ApiError;
 use super::peer::{PeerText, client_ip};
-use crate::ingest::{RejectedEvent, RequestInfo, ingest};
+use crate::ingest::{Rejection, RequestInfo, ingest};
 
 /// Where a request's events go, as far as is known before its body is parsed.
 pub enum Destination {
@@ -35,7 +35,7 @@ enum BodyKey {
 #[derive(serde::Serialize)]
 pub struct Submitted {
     pub accepted: usize,
-    pub rejected: Vec<RejectedEvent>,
+    pub rejected: Vec<Rejection>,
 }
 
 pub async fn submit(

@@ -12,81 +12,122 @@ use super::ip::anonymized;
 use super::json::{Defaults, Unkeepable, check, is_object, merge, with_ip};
 use super::time;
 use super::wire::{ContextView, PageView, WireEvent};
-use super::{MAX_EVENT_BYTES, RequestInfo, Shared};
+use super::{BatchDefaults, MAX_EVENT_BYTES, RequestInfo};
 
 const MAX_MESSAGE_ID_CHARS: usize = 100;
 
-pub(super) fn event(text: &str, shared: &Shared, info: &RequestInfo) -> Result<Event, String> {
+/// Why an event was refused. The texts are shown to API clients and kept in dead letters.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidEvent {
+    #[error("event is {0} bytes; the limit is 32 KB ({MAX_EVENT_BYTES} bytes)")]
+    TooLarge(usize),
+    #[error("event must be a JSON object")]
+    NotAnObject,
+    #[error("event is not a valid JSON object")]
+    NotValidJson,
+    #[error("the key {0:?} appears twice in the event")]
+    DuplicateKey(String),
+    #[error("{0} must be a string")]
+    NotAString(&'static str),
+    #[error("event has a field of the wrong type")]
+    WrongType,
+    #[error("type {0:?} is not one of track, identify, page, screen, group, alias")]
+    UnknownType(String),
+    #[error("type is required")]
+    TypeRequired,
+    #[error("userId or anonymousId is required")]
+    IdRequired,
+    #[error("{0} is required for {1}")]
+    Required(&'static str, &'static str),
+    #[error("messageId must be at most {MAX_MESSAGE_ID_CHARS} characters")]
+    MessageIdTooLong,
+    #[error("{0} must be an ISO-8601 date-time, got {1:?}")]
+    BadTimestamp(&'static str, String),
+    #[error("{0} must be an object")]
+    FieldNotAnObject(&'static str),
+    #[error("{field} cannot be stored as sent: {reason}")]
+    Unkeepable {
+        field: &'static str,
+        reason: Unkeepable,
+    },
+    #[error("the batch's {field} cannot be stored as sent: {reason}")]
+    BatchUnkeepable {
+        field: &'static str,
+        reason: Unkeepable,
+    },
+}
+
+pub(super) fn event(
+    text: &str,
+    defaults: &BatchDefaults,
+    info: &RequestInfo,
+) -> Result<Event, InvalidEvent> {
     if text.len() > MAX_EVENT_BYTES {
-        return Err(format!(
-            "event is {} bytes; the limit is 32 KB ({MAX_EVENT_BYTES} bytes)",
-            text.len()
-        ));
+        return Err(InvalidEvent::TooLarge(text.len()));
     }
     if !is_object(text) {
-        return Err("event must be a JSON object".to_owned());
+        return Err(InvalidEvent::NotAnObject);
     }
     let wire: WireEvent = serde_json::from_str(text).map_err(|e| diagnose(text, &e))?;
-    parsed(wire, shared, info)
+    wire_event(wire, defaults, info)
 }
 
 /// The rules and enrichment for an event already read into its wire shape.
-pub(super) fn parsed(
+pub(super) fn wire_event(
     wire: WireEvent,
-    shared: &Shared,
+    defaults: &BatchDefaults,
     info: &RequestInfo,
-) -> Result<Event, String> {
+) -> Result<Event, InvalidEvent> {
     let event_type = match (wire.event_type.as_deref(), info.implied_type) {
-        (Some(name), _) => EventType::parse(name).ok_or_else(|| {
-            format!("type {name:?} is not one of track, identify, page, screen, group, alias")
-        })?,
+        (Some(name), _) => {
+            EventType::parse(name).ok_or_else(|| InvalidEvent::UnknownType(name.to_owned()))?
+        }
         (None, Some(implied)) => implied,
-        (None, None) => return Err("type is required".to_owned()),
+        (None, None) => return Err(InvalidEvent::TypeRequired),
     };
     let user_id = non_empty(wire.user_id);
     let anonymous_id = non_empty(wire.anonymous_id);
     if user_id.is_none() && anonymous_id.is_none() {
-        return Err("userId or anonymousId is required".to_owned());
+        return Err(InvalidEvent::IdRequired);
     }
     let event_name = non_empty(wire.event);
     let group_id = non_empty(wire.group_id);
     let previous_id = non_empty(wire.previous_id);
     match event_type {
         EventType::Track if event_name.is_none() => {
-            return Err("event is required for track".to_owned());
+            return Err(InvalidEvent::Required("event", "track"));
         }
         EventType::Group if group_id.is_none() => {
-            return Err("groupId is required for group".to_owned());
+            return Err(InvalidEvent::Required("groupId", "group"));
         }
         EventType::Alias if previous_id.is_none() => {
-            return Err("previousId is required for alias".to_owned());
+            return Err(InvalidEvent::Required("previousId", "alias"));
         }
         EventType::Alias if user_id.is_none() => {
-            return Err("userId is required for alias".to_owned());
+            return Err(InvalidEvent::Required("userId", "alias"));
         }
         _ => {}
     }
     if let Some(id) = &wire.message_id
         && id.chars().count() > MAX_MESSAGE_ID_CHARS
     {
-        return Err(format!(
-            "messageId must be at most {MAX_MESSAGE_ID_CHARS} characters"
-        ));
+        return Err(InvalidEvent::MessageIdTooLong);
     }
     let original = timestamp("originalTimestamp", wire.original_timestamp.as_deref())?
         .or(timestamp("timestamp", wire.timestamp.as_deref())?);
-    let sent_at = timestamp("sentAt", wire.sent_at.as_deref())?.or(shared.sent_at);
+    let sent_at = timestamp("sentAt", wire.sent_at.as_deref())?.or(defaults.sent_at);
     let mut keys = Vec::with_capacity(8);
     let properties = kept("properties", wire.properties, &mut keys)?;
     let traits = kept("traits", wire.traits, &mut keys)?;
     let own_context = kept("context", wire.context, &mut keys)?;
-    let (context, context_has_ip) = with_defaults("context", own_context, &keys, &shared.context)?;
+    let (context, context_has_ip) =
+        with_defaults("context", own_context, &keys, &defaults.context)?;
     let own_integrations = kept("integrations", wire.integrations, &mut keys)?;
     let (integrations, _) = with_defaults(
         "integrations",
         own_integrations,
         &keys,
-        &shared.integrations,
+        &defaults.integrations,
     )?;
 
     let view: ContextView = context
@@ -170,36 +211,37 @@ fn generated_message_id(received_at: DateTime<Utc>, buffer: &mut [u8]) -> &str {
 /// A free-form field's text, if it is an object that can be stored as sent; `keys` is left
 /// holding its top-level keys.
 fn kept<'a>(
-    field: &str,
+    field: &'static str,
     value: Option<&'a RawValue>,
     keys: &mut Vec<Cow<'a, str>>,
-) -> Result<Option<&'a str>, String> {
+) -> Result<Option<&'a str>, InvalidEvent> {
     keys.clear();
     let Some(value) = value else {
         return Ok(None);
     };
     let text = value.get();
     if !is_object(text) {
-        return Err(format!("{field} must be an object"));
+        return Err(InvalidEvent::FieldNotAnObject(field));
     }
-    check(text, keys).map_err(|reason| format!("{field} cannot be stored as sent: {reason}"))?;
+    check(text, keys).map_err(|reason| InvalidEvent::Unkeepable { field, reason })?;
     Ok(Some(text))
 }
 
 /// The event's object with the batch's defaults merged in (or its own text as it came when the
 /// batch has none), and whether it has an `ip` key.
 fn with_defaults<'a>(
-    field: &str,
+    field: &'static str,
     own: Option<&'a str>,
     own_keys: &[Cow<str>],
     defaults: &Option<Result<Defaults, Unkeepable>>,
-) -> Result<(Option<Cow<'a, str>>, bool), String> {
+) -> Result<(Option<Cow<'a, str>>, bool), InvalidEvent> {
     let has_ip = |keys: &[Cow<str>]| keys.iter().any(|k| k == "ip");
     match defaults {
         None => Ok((own.map(Cow::Borrowed), has_ip(own_keys))),
-        Some(Err(reason)) => Err(format!(
-            "the batch's {field} cannot be stored as sent: {reason}"
-        )),
+        Some(Err(reason)) => Err(InvalidEvent::BatchUnkeepable {
+            field,
+            reason: reason.clone(),
+        }),
         Some(Ok(defaults)) => Ok((
             Some(Cow::Owned(merge(own, own_keys, defaults))),
             has_ip(own_keys) || defaults.has("ip"),
@@ -211,12 +253,15 @@ fn non_empty(value: Option<Cow<str>>) -> Option<Cow<str>> {
     value.filter(|v| !v.trim().is_empty())
 }
 
-fn timestamp(field: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+fn timestamp(
+    field: &'static str,
+    value: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, InvalidEvent> {
     match value {
         None => Ok(None),
         Some(text) => time::parse(text)
             .map(Some)
-            .ok_or_else(|| format!("{field} must be an ISO-8601 date-time, got {text:?}")),
+            .ok_or_else(|| InvalidEvent::BadTimestamp(field, text.to_owned())),
     }
 }
 
@@ -242,17 +287,17 @@ fn page_fields<'a>(
 
 /// The typed parse failed: find which field is wrong and say so. Only rejected events pay for
 /// building a `Value` here.
-fn diagnose(text: &str, error: &serde_json::Error) -> String {
+fn diagnose(text: &str, error: &serde_json::Error) -> InvalidEvent {
     let message = error.to_string();
     if let Some(field) = message
         .strip_prefix("duplicate field `")
         .and_then(|rest| rest.split_once('`'))
         .map(|(field, _)| field)
     {
-        return format!("the key {field:?} appears twice in the event");
+        return InvalidEvent::DuplicateKey(field.to_owned());
     }
     let Ok(map) = serde_json::from_str::<Map<String, Value>>(text) else {
-        return "event is not a valid JSON object".to_owned();
+        return InvalidEvent::NotValidJson;
     };
     const STRINGS: [&str; 8] = [
         "type",
@@ -270,7 +315,7 @@ fn diagnose(text: &str, error: &serde_json::Error) -> String {
             .get(field)
             .is_some_and(|v| !v.is_string() && !v.is_null())
         {
-            return format!("{field} must be a string");
+            return InvalidEvent::NotAString(field);
         }
     }
     for field in IDS {
@@ -278,8 +323,8 @@ fn diagnose(text: &str, error: &serde_json::Error) -> String {
             .get(field)
             .is_some_and(|v| !(v.is_string() || v.is_number() || v.is_null()))
         {
-            return format!("{field} must be a string");
+            return InvalidEvent::NotAString(field);
         }
     }
-    "event has a field of the wrong type".to_owned()
+    InvalidEvent::WrongType
 }

@@ -3,7 +3,7 @@
 #![no_main]
 
 use chrono::DateTime;
-use eventkit::ingest::{MAX_EVENTS_PER_REQUEST, RequestInfo, ingest};
+use eventkit_ingest::{CaptureIp, IpPolicy, MAX_EVENTS_PER_REQUEST, RequestInfo, ingest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
@@ -12,6 +12,10 @@ fuzz_target!(|body: &[u8]| {
         received_at: DateTime::from_timestamp(1_772_359_200, 0).unwrap_or_default(),
         client_ip: Some("203.0.113.7"),
         implied_type: None,
+        ip_policy: IpPolicy {
+            capture: CaptureIp::Auto,
+            anonymize: false,
+        },
     };
     if let Ok(outcome) = ingest(body, &info) {
         let events = outcome.events.len() + outcome.rejected.len();

@@ -1,5 +1,6 @@
 //! One code path from a request body to validated, enriched records, shared by every endpoint.
 
+mod gzip;
 mod ip;
 mod json;
 mod time;
@@ -11,7 +12,10 @@ use eventkit_model::{Event, EventType, Rejected};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+pub use gzip::{GzipError, gunzip};
 pub use ip::{CaptureIp, IpPolicy};
+pub use json::Unkeepable;
+pub use validate::InvalidEvent;
 use wire::{Envelope, WireEvent};
 
 /// Segment's documented per-event limit.
@@ -36,7 +40,7 @@ pub struct RequestInfo<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RejectedEvent {
+pub struct Rejection {
     pub index: usize,
     pub error: String,
 }
@@ -51,10 +55,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn rejections(&self) -> Vec<RejectedEvent> {
+    pub fn rejections(&self) -> Vec<Rejection> {
         self.rejected
             .iter()
-            .map(|r| RejectedEvent {
+            .map(|r| Rejection {
                 index: r.index as usize,
                 error: r.error.clone(),
             })
@@ -76,7 +80,7 @@ pub enum IngestError {
 
 /// Batch-level fields every event of the request inherits.
 #[derive(Default)]
-struct Shared<'a> {
+struct BatchDefaults<'a> {
     /// Checked once per request; when they cannot be stored, every event is rejected.
     context: Option<Result<json::Defaults<'a>, json::Unkeepable>>,
     integrations: Option<Result<json::Defaults<'a>, json::Unkeepable>>,
@@ -92,13 +96,14 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
     // Each event as its own JSON text. Arrays and batches are split by serde_json (which also
     // validates them); a single object was validated by the envelope parse, so its text is used
     // as it is rather than scanned a third time.
-    let (raw_events, shared, write_key): (Vec<&str>, Shared, Option<String>) = match first {
+    let (raw_events, defaults, write_key): (Vec<&str>, BatchDefaults, Option<String>) = match first
+    {
         Some(b'[') => {
             let events: Vec<&RawValue> =
                 serde_json::from_str(text).map_err(|e| IngestError::Malformed(e.to_string()))?;
             (
                 events.into_iter().map(RawValue::get).collect(),
-                Shared::default(),
+                BatchDefaults::default(),
                 None,
             )
         }
@@ -108,18 +113,18 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
             let write_key = envelope.write_key.map(|k| k.into_owned());
             match envelope.batch {
                 Some(batch) => {
-                    let shared = Shared {
-                        context: defaults(envelope.context),
-                        integrations: defaults(envelope.integrations),
+                    let defaults = BatchDefaults {
+                        context: batch_object(envelope.context),
+                        integrations: batch_object(envelope.integrations),
                         sent_at: envelope.sent_at.as_deref().and_then(time::parse),
                     };
                     (
                         batch.into_iter().map(RawValue::get).collect(),
-                        shared,
+                        defaults,
                         write_key,
                     )
                 }
-                None => (vec![text.trim()], Shared::default(), write_key),
+                None => (vec![text.trim()], BatchDefaults::default(), write_key),
             }
         }
         Some(_) => {
@@ -144,7 +149,7 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
         ..Outcome::default()
     };
     for (index, raw) in raw_events.into_iter().enumerate() {
-        match validate::event(raw, &shared, info) {
+        match validate::event(raw, &defaults, info) {
             Ok(event) => outcome.events.push(event),
             Err(error) => outcome.rejected.push(rejected(raw, index, error, info)),
         }
@@ -153,7 +158,7 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
 }
 
 /// A batch-level object; anything but an object is ignored, as Segment does.
-fn defaults(value: Option<&RawValue>) -> Option<Result<json::Defaults<'_>, json::Unkeepable>> {
+fn batch_object(value: Option<&RawValue>) -> Option<Result<json::Defaults<'_>, json::Unkeepable>> {
     value
         .filter(|v| json::is_object(v.get()))
         .map(json::Defaults::parse)
@@ -176,19 +181,19 @@ fn single_event(text: &str, info: &RequestInfo) -> Option<Outcome> {
         write_key: wire.write_key.as_deref().map(str::to_owned),
         ..Outcome::default()
     };
-    match validate::parsed(wire, &Shared::default(), info) {
+    match validate::wire_event(wire, &BatchDefaults::default(), info) {
         Ok(event) => outcome.events.push(event),
         Err(error) => outcome.rejected.push(rejected(text, 0, error, info)),
     }
     Some(outcome)
 }
 
-fn rejected(raw: &str, index: usize, error: String, info: &RequestInfo) -> Rejected {
+fn rejected(raw: &str, index: usize, error: InvalidEvent, info: &RequestInfo) -> Rejected {
     Rejected {
         received_at: info.received_at,
         stream: info.stream.clone(),
         index: u32::try_from(index).unwrap_or(u32::MAX),
-        error,
+        error: error.to_string(),
         raw: raw.to_owned(),
         context_ip: info.client_ip.map(str::to_owned),
     }

@@ -210,7 +210,7 @@ fn mixed_request_keeps_good_events_and_reports_bad_ones_by_index() {
     assert_eq!(outcome.events.len(), 2);
     assert_eq!(
         outcome.rejections(),
-        vec![RejectedEvent {
+        vec![Rejection {
             index: 1,
             error: "userId or anonymousId is required".into()
         }]

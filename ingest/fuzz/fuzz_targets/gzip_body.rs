@@ -3,8 +3,7 @@
 #![no_main]
 
 use chrono::DateTime;
-use eventkit::http::gunzip;
-use eventkit::ingest::{MAX_BODY_BYTES, RequestInfo, ingest};
+use eventkit_ingest::{CaptureIp, IpPolicy, MAX_BODY_BYTES, RequestInfo, gunzip, ingest};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|compressed: &[u8]| {
@@ -17,6 +16,10 @@ fuzz_target!(|compressed: &[u8]| {
         received_at: DateTime::from_timestamp(1_772_359_200, 0).unwrap_or_default(),
         client_ip: None,
         implied_type: None,
+        ip_policy: IpPolicy {
+            capture: CaptureIp::Auto,
+            anonymize: false,
+        },
     };
     let _ = ingest(&body, &info);
 });
