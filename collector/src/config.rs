@@ -707,9 +707,12 @@ mod tests {
     #[test]
     fn write_keys_stay_out_of_debug_output() {
         let config = Config {
-            sources: parse_pairs("very-secret=web").unwrap_or_default(),
+            sources: parse_pairs("very-secret=web").unwrap(),
             ..Config::default()
         };
-        assert!(!format!("{config:?}").contains("very-secret"));
+        assert_eq!(config.sources.len(), 1);
+        let debug = format!("{config:?}");
+        assert!(debug.contains("WriteKey(<redacted>)"), "{debug}");
+        assert!(!debug.contains("very-secret"), "{debug}");
     }
 }

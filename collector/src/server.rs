@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::batcher::{self, Batcher};
 use crate::config::{Config, Durability, QueueMode};
 use crate::health::SinkHealth;
-use crate::http::{AppState, Auth, HttpServer, ServeLimits, Shared, router};
+use crate::http::{AppState, Auth, HttpServer, ServeLimits, ServerState, router};
 use crate::queue::pubsub::{PublishLoop, PubsubQueue, connect};
 use crate::queue::wal::{WalError, WalOptions};
 use crate::queue::{InProcessQueue, Queue, WalQueue};
@@ -86,7 +86,7 @@ pub async fn run(
         ])
         .collect();
     telemetry::label_streams(known_streams.iter().cloned());
-    let state = AppState::new(Shared {
+    let state = AppState::new(ServerState {
         queue: queue.clone(),
         sink_health,
         prometheus: telemetry::prometheus(),

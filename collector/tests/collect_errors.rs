@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::common::TestServer;
+use crate::common::{TestServer, metric};
 
 #[tokio::test]
 async fn mixed_request_accepts_good_events_and_dead_letters_bad_ones() {
@@ -159,6 +159,7 @@ async fn full_queue_answers_503_with_retry_after_while_the_store_is_down_then_re
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::write(&dir, b"").unwrap();
 
+    let refused_before = refused_web(&server).await;
     let (status, _) = server.post("/collect/web", identify_batch(2_000)).await;
     assert_eq!(status, 202);
     let response = server
@@ -177,10 +178,7 @@ async fn full_queue_answers_503_with_retry_after_while_the_store_is_down_then_re
     assert_eq!(ready.status(), 503);
     let metrics = server.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("eventkit_queue_depth 2000"), "{metrics}");
-    assert!(
-        metrics.contains("eventkit_requests_refused_total{stream=\"web\"}"),
-        "{metrics}"
-    );
+    assert!(refused_web(&server).await > refused_before, "{metrics}");
     // Back-pressure makes the batcher write what it holds; that write fails and is retried.
     let mut failing = String::new();
     for _ in 0..50 {
@@ -206,6 +204,11 @@ async fn full_queue_answers_503_with_retry_after_while_the_store_is_down_then_re
         4_000,
         "both accepted requests stored, once each"
     );
+}
+
+async fn refused_web(server: &TestServer) -> f64 {
+    let metrics = server.get("/metrics").await.text().await.unwrap();
+    metric(&metrics, "eventkit_requests_refused_total{stream=\"web\"}")
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
 
-use crate::common::TestServer;
+use crate::common::{TestServer, metric};
 
 const WEB_KEY: &str = "wk-web-123";
 const APP_KEY: &str = "wk-app-456";
@@ -100,6 +100,8 @@ async fn basic_auth_and_body_write_key_pick_the_stream_and_bad_keys_get_401() {
             "the Authorization header must be Basic",
         ),
     ];
+    let before = server.get("/metrics").await.text().await.unwrap();
+    let refused_count = refused.len();
     for (authorization, body, error) in refused {
         let mut headers = vec![json_type];
         if let Some(value) = &authorization {
@@ -113,9 +115,11 @@ async fn basic_auth_and_body_write_key_pick_the_stream_and_bad_keys_get_401() {
         assert!(!text.contains("wrong"), "keys never echo back: {text}");
     }
     let metrics = server.get("/metrics").await.text().await.unwrap();
+    let counted = metric(&metrics, "eventkit_requests_unauthorized_total")
+        - metric(&before, "eventkit_requests_unauthorized_total");
     assert!(
-        metrics.contains("eventkit_requests_unauthorized_total"),
-        "{metrics}"
+        counted >= refused_count as f64,
+        "{counted} counted\n{metrics}"
     );
     assert!(
         !metrics.contains("wrong"),

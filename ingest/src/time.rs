@@ -47,7 +47,7 @@ mod tests {
     use super::*;
 
     fn t(s: &str) -> DateTime<Utc> {
-        parse(s).unwrap_or_default()
+        parse(s).unwrap_or_else(|| panic!("{s:?} should parse"))
     }
 
     #[test]

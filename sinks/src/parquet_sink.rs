@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use eventkit_model::{Table, Text};
+use eventkit_model::{Table, Text, Time};
 use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
@@ -105,7 +105,7 @@ const HIGH_CARDINALITY: [Text; 5] = [
 ];
 
 pub fn writer_properties() -> Result<WriterProperties, SinkError> {
-    let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(|e| SinkError::Encode(e.to_string()))?;
+    let level = ZstdLevel::try_new(ZSTD_LEVEL)?;
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
@@ -153,13 +153,13 @@ fn encode(rows: &RecordBatch, bridge: Bridge, properties: WriterProperties) -> E
     };
     let mut writer = match ArrowWriter::try_new(counted, rows.schema(), Some(properties)) {
         Ok(writer) => writer,
-        Err(e) => return Encoded::failed(SinkError::Encode(e.to_string()), None),
+        Err(e) => return Encoded::failed(SinkError::Encode(e), None),
     };
     let mut start = 0;
     while start < rows.num_rows() {
         let length = ROW_GROUP_ROWS.min(rows.num_rows() - start);
         if let Err(e) = writer.write(&rows.slice(start, length)) {
-            let error = SinkError::Encode(e.to_string());
+            let error = SinkError::Encode(e);
             return Encoded::failed(error, writer.into_inner().ok().map(|c| c.inner));
         }
         start += length;
@@ -169,7 +169,7 @@ fn encode(rows: &RecordBatch, bridge: Bridge, properties: WriterProperties) -> E
             bridge: Some(counted.inner),
             outcome: Ok(counted.bytes),
         },
-        Err(e) => Encoded::failed(SinkError::Encode(e.to_string()), None),
+        Err(e) => Encoded::failed(SinkError::Encode(e), None),
     }
 }
 
@@ -209,7 +209,7 @@ impl Sink for ParquetSink {
     async fn write(&self, table: Arc<Table>) -> Result<Vec<WrittenFile>, SinkError> {
         let received_at = table
             .received_at_micros()
-            .ok_or_else(|| SinkError::Encode("the table has no received_at column".into()))?;
+            .ok_or_else(|| SinkError::MissingColumn(Time::ReceivedAt.column()))?;
         let runs = hour_runs(received_at.values().iter().copied());
         let mut files = Vec::with_capacity(runs.len());
         for (hour, range) in runs {

@@ -9,7 +9,9 @@ use eventkit_model::Table;
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error("encoding records failed: {0}")]
-    Encode(String),
+    Encode(#[from] parquet::errors::ParquetError),
+    #[error("the table has no {0} column")]
+    MissingColumn(&'static str),
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
     #[error("i/o: {0}")]

@@ -74,10 +74,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Queue(QueueError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Queue(QueueError::Backend(detail)) => {
-                tracing::error!(detail, "queue backend failed");
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Queue(QueueError::Backend(_)) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -98,13 +95,25 @@ impl ApiError {
         }
     }
 
+    /// The one place an error answered to a client is logged or counted.
+    fn record(&self) {
+        match self {
+            // Not labelled by key or stream: an unknown key must not become a metric label.
+            ApiError::Unauthorized(_) => {
+                metrics::counter!(crate::telemetry::REQUESTS_UNAUTHORIZED).increment(1);
+            }
+            // The client sees a generic 503; the detail is for the operator.
+            ApiError::Queue(QueueError::Backend(detail)) => {
+                tracing::error!(detail, "queue backend failed");
+            }
+            _ => {}
+        }
+    }
+
     /// A response with `body` (normally [`ApiError::body`]), the status and any retry header.
     pub fn respond_with(&self, body: serde_json::Map<String, serde_json::Value>) -> Response {
         let status = self.status();
-        if status == StatusCode::UNAUTHORIZED {
-            // Not labelled by key or stream: an unknown key must not become a metric label.
-            metrics::counter!(crate::telemetry::REQUESTS_UNAUTHORIZED).increment(1);
-        }
+        self.record();
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(

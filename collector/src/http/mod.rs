@@ -34,9 +34,9 @@ pub use serve::{HttpServer, ServeLimits};
 /// dropped several times per request, and with requests on every core that one counter's cache
 /// line moving between cores costs more than the rest of the handler's bookkeeping.
 #[derive(Clone, Copy)]
-pub struct AppState(&'static Shared);
+pub struct AppState(&'static ServerState);
 
-pub struct Shared {
+pub struct ServerState {
     pub queue: Arc<dyn Queue>,
     pub sink_health: Arc<SinkHealth>,
     pub prometheus: PrometheusHandle,
@@ -55,15 +55,15 @@ pub struct Shared {
 }
 
 impl AppState {
-    pub fn new(shared: Shared) -> Self {
-        Self(Box::leak(Box::new(shared)))
+    pub fn new(state: ServerState) -> Self {
+        Self(Box::leak(Box::new(state)))
     }
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
+    type Target = ServerState;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &ServerState {
         self.0
     }
 }

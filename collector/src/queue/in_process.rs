@@ -119,7 +119,7 @@ impl Shard {
 }
 
 /// What the queue and its consumer share.
-struct Shared {
+struct QueueState {
     capacity: Capacity,
     shards: Box<[Shard]>,
     closed: AtomicBool,
@@ -135,7 +135,7 @@ thread_local! {
     static THREAD_SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
 }
 
-impl Shared {
+impl QueueState {
     fn this_threads_shard(&self) -> &Shard {
         let index = THREAD_SHARD.with(|index| *index) % self.shards.len();
         &self.shards[index]
@@ -159,11 +159,11 @@ impl Shared {
 }
 
 pub struct InProcessQueue {
-    shared: Arc<Shared>,
+    shared: Arc<QueueState>,
 }
 
 pub struct InProcessConsumer {
-    shared: Arc<Shared>,
+    shared: Arc<QueueState>,
     collected: VecDeque<Queued>,
     spare: Vec<Queued>,
     /// Every shard is sealed and emptied: the queue is drained for good.
@@ -179,7 +179,7 @@ impl InProcessQueue {
     /// delivery's file is stored, so the shards are bounded by the capacity.
     pub fn new(event_capacity: usize, byte_capacity: usize) -> (Arc<Self>, InProcessConsumer) {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(QueueState {
             capacity: Capacity::new(event_capacity, byte_capacity),
             shards: (0..cores * SHARDS_PER_CORE)
                 .map(|_| Shard::default())
@@ -204,7 +204,7 @@ fn kib(bytes: usize) -> u64 {
 
 /// Capacity taken for a request, given back unless its batches are committed to the queue.
 pub(super) struct Reservation<'a> {
-    shared: &'a Shared,
+    shared: &'a QueueState,
     events: u64,
     kibs: u64,
     committed: bool,
@@ -318,7 +318,11 @@ impl Queue for InProcessQueue {
 }
 
 /// Collected batches as deliveries, each with the ack that gives its capacity back.
-fn deliver(shared: &Arc<Shared>, batches: impl Iterator<Item = Queued>, into: &mut Vec<Delivery>) {
+fn deliver(
+    shared: &Arc<QueueState>,
+    batches: impl Iterator<Item = Queued>,
+    into: &mut Vec<Delivery>,
+) {
     for Queued {
         batch,
         approx_bytes,

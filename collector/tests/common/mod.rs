@@ -143,3 +143,13 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// The value of one series in a Prometheus text exposition (0 when it has not appeared yet).
+/// Metrics are process-wide and tests run in parallel, so a test compares the value before and
+/// after its own requests rather than trusting that a series exists.
+pub fn metric(exposition: &str, series: &str) -> f64 {
+    exposition
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
