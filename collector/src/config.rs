@@ -372,7 +372,7 @@ impl Config {
         }
         // Room for a full request once everything is stored: the segment being written and a
         // just-closed one are the only files left then.
-        let least = 2 * queue.wal_segment_bytes + crate::queue::wal::FULL_REQUEST_BYTES;
+        let least = 2 * queue.wal_segment_bytes + crate::ingest::MAX_ENRICHED_REQUEST_BYTES;
         if queue.wal_max_bytes < least {
             return Err(ConfigError::Invalid {
                 key: "queue.wal_max_bytes",

@@ -22,6 +22,11 @@ use wire::{Envelope, WireEvent};
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
 /// Segment's documented per-request limit; it also caps what one request can pin in memory.
 pub const MAX_BODY_BYTES: usize = 500 * 1024;
+/// The most one request's events can take once enriched: its body twice over (the events and
+/// their free-form JSON) plus what enrichment adds per event (ids, times, the client address).
+/// What a queue must have room for to accept any valid request.
+pub const MAX_ENRICHED_REQUEST_BYTES: u64 =
+    (2 * MAX_BODY_BYTES + 256 * MAX_EVENTS_PER_REQUEST) as u64;
 /// Events per request. At 500 KB per request this allows 200-byte events, the smallest
 /// realistic ones, while bounding per-request work.
 pub const MAX_EVENTS_PER_REQUEST: usize = 2_500;

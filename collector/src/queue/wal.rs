@@ -25,12 +25,7 @@ use self::segment::{DiskBudget, MAGIC, Segment};
 use self::writer::{Command, WalStats, Writer};
 use super::in_process::OnStored;
 use super::{Consumer, Delivery, InProcessConsumer, InProcessQueue, Queue, QueueError};
-
-/// The log room a full request may need: its body twice over plus what enrichment adds per
-/// event (ids, times, the client address). `/ready` and back-pressure flushes use it, and
-/// `queue.wal_max_bytes` must leave room for it beside two segments.
-pub const FULL_REQUEST_BYTES: u64 =
-    (2 * crate::ingest::MAX_BODY_BYTES + 256 * crate::ingest::MAX_EVENTS_PER_REQUEST) as u64;
+use crate::ingest::MAX_ENRICHED_REQUEST_BYTES;
 
 /// How often a replay waiting for queue capacity looks again; the batcher frees capacity as
 /// files are stored, in batches, so waking sooner would mostly find none.
@@ -337,7 +332,7 @@ impl Queue for WalQueue {
     }
 
     fn has_room(&self) -> bool {
-        self.memory.has_room() && self.disk.fits(FULL_REQUEST_BYTES)
+        self.memory.has_room() && self.disk.fits(MAX_ENRICHED_REQUEST_BYTES)
     }
 
     fn close(&self) {
@@ -356,6 +351,6 @@ impl Consumer for WalConsumer {
 
     fn is_backlogged(&self) -> bool {
         // A full log frees up only as segments' deliveries are stored, as a full queue does.
-        self.memory.is_backlogged() || !self.disk.fits(FULL_REQUEST_BYTES)
+        self.memory.is_backlogged() || !self.disk.fits(MAX_ENRICHED_REQUEST_BYTES)
     }
 }
