@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use arrow::datatypes::{DataType, Field, TimeUnit};
+use arrow_schema::{DataType, Field, TimeUnit};
 
 /// An enum of an event's fields of one kind, with `ALL` (declaration order, which is also the
 /// order they are stored in), `COUNT`, and each field's column name and nullability.

@@ -2,11 +2,10 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::array::{
-    ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder, UInt32Builder,
-};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::error::ArrowError;
+use arrow_array::builder::{StringBuilder, TimestampMicrosecondBuilder, UInt32Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::ArrowError;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::columns::{Column, EVENT_COLUMNS, Text, Time, utc_micros};
 use crate::record::{Event, Rejected};
@@ -152,8 +151,9 @@ pub fn rejected_batch(rejected: &[Rejected]) -> Result<RecordBatch, ArrowError> 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::TimestampMicrosecondType;
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampMicrosecondType;
     use chrono::{DateTime, Utc};
 
     use super::*;

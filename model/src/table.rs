@@ -1,8 +1,8 @@
 //! What a sink writes: one stream's records as Arrow columns. The batcher builds a table as
 //! records arrive, so a flush finishes columns instead of walking every buffered record.
 
-use arrow::array::{Array, RecordBatch, TimestampMicrosecondArray};
-use arrow::error::ArrowError;
+use arrow_array::{Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_schema::ArrowError;
 
 use crate::columns::Time;
 use crate::record::{Batch, Records, Rejected};

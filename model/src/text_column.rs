@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayBuilder, ArrayRef, StringBuilder, new_null_array};
-use arrow::datatypes::DataType;
+use arrow_array::builder::{ArrayBuilder, StringBuilder};
+use arrow_array::{ArrayRef, new_null_array};
+use arrow_schema::DataType;
 
 pub struct TextColumn {
     values: StringBuilder,
@@ -55,7 +56,7 @@ impl TextColumn {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, StringArray};
+    use arrow_array::{Array, StringArray};
 
     use super::*;
 
