@@ -10,23 +10,6 @@ use serde_json::{Value, json};
 use crate::common::docs::code_block;
 use crate::common::{TestServer, python};
 
-/// Runs a Python snippet in the test venv from `dir`, and parses what it prints as JSON.
-fn python_in(dir: &Path, script: &str, args: &[&str]) -> Value {
-    let output = Command::new(python::python())
-        .current_dir(dir)
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python");
-    assert!(
-        output.status.success(),
-        "python failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("python printed JSON")
-}
-
 /// Each statement of `sql`, run by DuckDB 2 (the Python package), rows as text.
 const RUN_SQL: &str = r#"
 import duckdb, json, sys
@@ -121,7 +104,7 @@ async fn every_documented_query_runs_against_output_with_dead_letters() {
 
     // README's dead-letter query.
     let dead_letters = code_block("README.md", "## Query the output", "sql");
-    let rows = python_in(cwd.path(), RUN_SQL, &[&dead_letters]);
+    let rows = python::run_json_in(cwd.path(), RUN_SQL, &[&dead_letters]);
     assert_eq!(rows[0].as_array().map(Vec::len), Some(1), "{rows}");
     assert_eq!(rows[0][0][1], "web");
     assert_eq!(rows[0][0][3], "event is required for track");
@@ -138,7 +121,7 @@ async fn every_documented_query_runs_against_output_with_dead_letters() {
     let spec = spec
         .replace("'2026-11-23'", &format!("'{today}'"))
         .replace("between 9 and 17", "between 0 and 23");
-    let rows = python_in(cwd.path(), RUN_SQL, &[&spec]);
+    let rows = python::run_json_in(cwd.path(), RUN_SQL, &[&spec]);
     let mut by_type = rows[0].as_array().unwrap().clone();
     by_type.sort_by_key(|row| row.to_string());
     assert_eq!(
@@ -184,7 +167,7 @@ async fn json_columns_are_json_to_duckdb_and_pyarrow() {
     assert_eq!(status, 202);
     server.stop().await;
     let dir = server.dir();
-    let types = python_in(&dir, JSON_TYPES, &[dir.to_str().unwrap()]);
+    let types = python::run_json_in(&dir, JSON_TYPES, &[dir.to_str().unwrap()]);
     assert_eq!(
         types,
         json!({

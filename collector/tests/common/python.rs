@@ -51,7 +51,13 @@ fn run(command: &mut Command) {
 
 /// Runs a Python snippet in the venv and parses its stdout as JSON.
 pub fn run_json(script: &str, args: &[&str]) -> serde_json::Value {
+    run_json_in(Path::new("."), script, args)
+}
+
+/// [`run_json`] from `dir`, for snippets that name paths relative to it.
+pub fn run_json_in(dir: &Path, script: &str, args: &[&str]) -> serde_json::Value {
     let output = Command::new(python())
+        .current_dir(dir)
         .arg("-c")
         .arg(script)
         .args(args)
