@@ -14,12 +14,67 @@ pub(super) const RANGE: &str = "a number is beyond the range of a double (about 
 /// a double's range whatever its digits.
 const SAFE_INTEGER_DIGITS: usize = 308;
 
+/// A frame on the nesting stack that is an array (objects hold where their keys start).
+const ARRAY: usize = usize::MAX;
+
 /// Checks `text` (valid JSON) as [`super::check`] documents, leaving its top-level keys, decoded,
-/// in `keys`.
+/// in `keys`. One loop over the bytes: structure is all a valid text's bytes need to be read
+/// for, bar the rare string with `\u` and number that could exceed a double.
 pub fn check<'a>(text: &'a str, keys: &mut Vec<Cow<'a, str>>) -> Result<(), Unkeepable> {
     keys.clear();
-    let mut scanner = Scanner { text, at: 0, keys };
-    scanner.value(0, true)
+    let bytes = text.as_bytes();
+    // Where each open object's keys start in `keys`, or ARRAY.
+    let mut frames = [0usize; MAX_DEPTH];
+    let mut depth = 0;
+    let mut in_object = false;
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        match byte {
+            b'{' | b'[' => {
+                let frame = frames.get_mut(depth).ok_or_else(deep)?;
+                *frame = if byte == b'{' { keys.len() } else { ARRAY };
+                in_object = byte == b'{';
+                depth += 1;
+                at += 1;
+                // An object's first string is a key.
+                if in_object {
+                    at = key(text, skip_whitespace(bytes, at), keys, frames[depth - 1])?;
+                }
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1).ok_or_else(invalid)?;
+                let start = frames[depth];
+                if byte == b'}' {
+                    no_twice_sorted(keys.get(start..).unwrap_or_default())?;
+                    if depth > 0 {
+                        keys.truncate(start);
+                    }
+                }
+                in_object = depth > 0 && frames[depth - 1] != ARRAY;
+                at += 1;
+            }
+            b',' => {
+                at += 1;
+                if in_object {
+                    at = key(text, skip_whitespace(bytes, at), keys, frames[depth - 1])?;
+                }
+            }
+            b'"' => {
+                let (end, _, unicode_escaped) = string_end(bytes, at)?;
+                if unicode_escaped {
+                    unescape(text.get(at + 1..end).ok_or_else(invalid)?)?;
+                }
+                at = end + 1;
+            }
+            b'-' | b'0'..=b'9' => at = number(text, at)?,
+            // Whitespace, `:`, the letters of true, false and null.
+            _ => at += 1,
+        }
+    }
+    if depth != 0 {
+        return Err(invalid());
+    }
+    Ok(())
 }
 
 pub(super) fn deep() -> Unkeepable {
@@ -34,206 +89,99 @@ fn invalid() -> Unkeepable {
     Unkeepable("is not valid JSON".to_owned())
 }
 
-struct Scanner<'a, 'k> {
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while matches!(bytes.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// With `at` on a key's opening quote (or the `}` of an empty object): records the key, refusing
+/// one the object already has, and returns where the text goes on.
+fn key<'a>(
     text: &'a str,
     at: usize,
-    keys: &'k mut Vec<Cow<'a, str>>,
+    keys: &mut Vec<Cow<'a, str>>,
+    start: usize,
+) -> Result<usize, Unkeepable> {
+    if text.as_bytes().get(at) != Some(&b'"') {
+        return Ok(at);
+    }
+    let (end, escaped, _) = string_end(text.as_bytes(), at)?;
+    let raw = text.get(at + 1..end).ok_or_else(invalid)?;
+    let key = if escaped {
+        Cow::Owned(unescape(raw)?)
+    } else {
+        Cow::Borrowed(raw)
+    };
+    let own = keys.get(start..).unwrap_or_default();
+    if own.len() < PAIRWISE_KEYS && own.contains(&key) {
+        return Err(twice(&key));
+    }
+    keys.push(key);
+    Ok(end + 1)
 }
 
-/// A string's text between its quotes, and which kinds of escape it holds.
-struct Quoted<'a> {
-    raw: &'a str,
-    escaped: bool,
-    unicode_escaped: bool,
+/// An object's keys past the pairwise limit, checked once it is closed.
+fn no_twice_sorted(own: &[Cow<str>]) -> Result<(), Unkeepable> {
+    if own.len() > PAIRWISE_KEYS {
+        // Sorted aside: the top level's keys stay in order for `Defaults`.
+        let mut sorted: Vec<&Cow<str>> = own.iter().collect();
+        sorted.sort_unstable();
+        if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(twice(pair[0]));
+        }
+    }
+    Ok(())
 }
 
-impl<'a> Scanner<'a, '_> {
-    /// The byte at the cursor; 0 past the end (never a byte of JSON text).
-    fn byte(&self) -> u8 {
-        self.text.as_bytes().get(self.at).copied().unwrap_or(0)
+/// With `at` on an opening quote: the closing quote's index, and whether the string holds
+/// escapes, and `\u` escapes.
+fn string_end(bytes: &[u8], at: usize) -> Result<(usize, bool, bool), Unkeepable> {
+    let mut end = at + 1;
+    let (mut escaped, mut unicode_escaped) = (false, false);
+    loop {
+        match bytes.get(end) {
+            Some(b'"') => return Ok((end, escaped, unicode_escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                unicode_escaped |= bytes.get(end + 1) == Some(&b'u');
+                end += 2;
+            }
+            Some(_) => end += 1,
+            None => return Err(invalid()),
+        }
     }
+}
 
-    fn skip_whitespace(&mut self) {
-        while matches!(self.byte(), b' ' | b'\t' | b'\n' | b'\r') {
-            self.at += 1;
+/// With `at` on a number's first byte: where it ends, refusing one beyond a double.
+fn number(text: &str, at: usize) -> Result<usize, Unkeepable> {
+    let bytes = text.as_bytes();
+    let mut end = at;
+    let mut integer_digits = 0;
+    let mut in_integer = true;
+    let mut exponent = false;
+    while let Some(&b) = bytes.get(end) {
+        match b {
+            b'0'..=b'9' => integer_digits += usize::from(in_integer),
+            b'-' | b'+' => {}
+            b'.' => in_integer = false,
+            b'e' | b'E' => {
+                in_integer = false;
+                exponent = true;
+            }
+            _ => break,
+        }
+        end += 1;
+    }
+    if exponent || integer_digits > SAFE_INTEGER_DIGITS {
+        // Rare: read the way every reader of the stored text will, as a double.
+        let number = text.get(at..end).ok_or_else(invalid)?;
+        if serde_json::from_str::<f64>(number).is_err() {
+            return Err(Unkeepable(RANGE.to_owned()));
         }
     }
-
-    /// Consumes `expected` after optional whitespace.
-    fn expect(&mut self, expected: u8) -> Result<(), Unkeepable> {
-        self.skip_whitespace();
-        if self.byte() != expected {
-            return Err(invalid());
-        }
-        self.at += 1;
-        Ok(())
-    }
-
-    fn value(&mut self, depth: usize, top: bool) -> Result<(), Unkeepable> {
-        self.skip_whitespace();
-        match self.byte() {
-            b'{' => self.object(depth + 1, top),
-            b'[' => self.array(depth + 1),
-            b'"' => {
-                let quoted = self.string()?;
-                if quoted.unicode_escaped {
-                    unescape(quoted.raw)?;
-                }
-                Ok(())
-            }
-            b't' | b'n' => self.literal(4),
-            b'f' => self.literal(5),
-            _ => self.number(),
-        }
-    }
-
-    fn literal(&mut self, len: usize) -> Result<(), Unkeepable> {
-        self.at += len;
-        if self.at > self.text.len() {
-            return Err(invalid());
-        }
-        Ok(())
-    }
-
-    fn object(&mut self, depth: usize, top: bool) -> Result<(), Unkeepable> {
-        if depth > MAX_DEPTH {
-            return Err(deep());
-        }
-        self.at += 1;
-        let start = self.keys.len();
-        self.skip_whitespace();
-        if self.byte() == b'}' {
-            self.at += 1;
-            return Ok(());
-        }
-        loop {
-            self.skip_whitespace();
-            if self.byte() != b'"' {
-                return Err(invalid());
-            }
-            let quoted = self.string()?;
-            let key = if quoted.escaped {
-                Cow::Owned(unescape(quoted.raw)?)
-            } else {
-                Cow::Borrowed(quoted.raw)
-            };
-            let own = &self.keys[start..];
-            if own.len() < PAIRWISE_KEYS && own.contains(&key) {
-                return Err(twice(&key));
-            }
-            self.keys.push(key);
-            self.expect(b':')?;
-            self.value(depth, false)?;
-            self.skip_whitespace();
-            match self.byte() {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    break;
-                }
-                _ => return Err(invalid()),
-            }
-        }
-        let own = &self.keys[start..];
-        if own.len() > PAIRWISE_KEYS {
-            // Sorted aside: the top level's keys stay in order for `Defaults`.
-            let mut sorted: Vec<&Cow<str>> = own.iter().collect();
-            sorted.sort_unstable();
-            if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
-                return Err(twice(pair[0]));
-            }
-        }
-        if !top {
-            self.keys.truncate(start);
-        }
-        Ok(())
-    }
-
-    fn array(&mut self, depth: usize) -> Result<(), Unkeepable> {
-        if depth > MAX_DEPTH {
-            return Err(deep());
-        }
-        self.at += 1;
-        self.skip_whitespace();
-        if self.byte() == b']' {
-            self.at += 1;
-            return Ok(());
-        }
-        loop {
-            self.value(depth, false)?;
-            self.skip_whitespace();
-            match self.byte() {
-                b',' => self.at += 1,
-                b']' => {
-                    self.at += 1;
-                    return Ok(());
-                }
-                _ => return Err(invalid()),
-            }
-        }
-    }
-
-    /// With the cursor on an opening quote: moves past the closing one.
-    fn string(&mut self) -> Result<Quoted<'a>, Unkeepable> {
-        let bytes = self.text.as_bytes();
-        let start = self.at + 1;
-        let mut at = start;
-        let mut escaped = false;
-        let mut unicode_escaped = false;
-        loop {
-            let rest = bytes.get(at..).ok_or_else(invalid)?;
-            let found = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\')
-                .ok_or_else(invalid)?;
-            at += found;
-            if bytes[at] == b'"' {
-                break;
-            }
-            escaped = true;
-            unicode_escaped |= bytes.get(at + 1) == Some(&b'u');
-            at += 2;
-        }
-        self.at = at + 1;
-        let raw = self.text.get(start..at).ok_or_else(invalid)?;
-        Ok(Quoted {
-            raw,
-            escaped,
-            unicode_escaped,
-        })
-    }
-
-    fn number(&mut self) -> Result<(), Unkeepable> {
-        let bytes = self.text.as_bytes();
-        let start = self.at;
-        let mut integer_digits = 0;
-        let mut in_integer = true;
-        let mut exponent = false;
-        while let Some(&b) = bytes.get(self.at) {
-            match b {
-                b'0'..=b'9' => integer_digits += usize::from(in_integer),
-                b'-' | b'+' => {}
-                b'.' => in_integer = false,
-                b'e' | b'E' => {
-                    in_integer = false;
-                    exponent = true;
-                }
-                _ => break,
-            }
-            self.at += 1;
-        }
-        if self.at == start {
-            return Err(invalid());
-        }
-        if exponent || integer_digits > SAFE_INTEGER_DIGITS {
-            // Rare: read the way every reader of the stored text will, as a double.
-            let number = self.text.get(start..self.at).ok_or_else(invalid)?;
-            if serde_json::from_str::<f64>(number).is_err() {
-                return Err(Unkeepable(RANGE.to_owned()));
-            }
-        }
-        Ok(())
-    }
+    Ok(end)
 }
 
 /// Decodes a string's escapes, refusing a surrogate escape without its pair.
