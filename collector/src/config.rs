@@ -189,6 +189,11 @@ pub struct QueueConfig {
     /// A segment is deleted once all its events are stored: smaller segments free disk sooner,
     /// larger ones mean fewer files.
     pub wal_segment_bytes: u64,
+    /// `async` mode: recently queued `messageId`s remembered (across streams, keyed by stream),
+    /// to drop an event a client sends again; 0 turns it off. The loader has its own.
+    pub dedup_window_ids: usize,
+    /// ... for at most this long.
+    pub dedup_window_secs: u64,
 }
 
 impl Default for QueueConfig {
@@ -205,6 +210,10 @@ impl Default for QueueConfig {
             // memory), so segments pinned by a slow stream's last events rarely cause 503s.
             wal_max_bytes: 1024 * 1024 * 1024,
             wal_segment_bytes: 16 * 1024 * 1024,
+            // As the loader's: about 100 MiB at a million ids (benchmarks/results/fidelity.md),
+            // ten minutes covers the SDKs' retries.
+            dedup_window_ids: 1_000_000,
+            dedup_window_secs: 600,
         }
     }
 }

@@ -150,4 +150,32 @@ mod tests {
         assert!(window.insert(window.key("web", "b"), 1));
         assert!(window.insert(a, 2));
     }
+
+    /// Resident memory of this process, from `/proc/self/statm` (Linux).
+    fn resident_bytes() -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    }
+
+    /// The figure in benchmarks/results/fidelity.md. Run alone (other tests would move the
+    /// process's memory): `cargo test -p eventkit --lib memory_per_million -- --ignored --nocapture`
+    #[test]
+    #[ignore = "prints a figure; run alone"]
+    fn memory_per_million_ids() {
+        const IDS: usize = 1_000_000;
+        let before = resident_bytes();
+        let mut window = DedupWindow::new(IDS, Duration::from_secs(600));
+        for i in 0..IDS {
+            let key = window.key("web", &format!("{i:08x}-5f0e-7c1a-9d2b-3e4f5a6b7c8d"));
+            assert!(window.insert(key, 1));
+        }
+        let after = resident_bytes();
+        assert_eq!(window.len(), IDS);
+        println!(
+            "{IDS} ids: {:.1} MiB resident, {:.0} bytes per id",
+            (after - before) as f64 / (1024.0 * 1024.0),
+            (after - before) as f64 / IDS as f64
+        );
+    }
 }

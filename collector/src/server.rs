@@ -14,11 +14,12 @@ use tokio::time::Instant;
 
 use crate::batcher::{self, Batcher};
 use crate::config::{Config, Durability, QueueMode};
+use crate::dedup::DedupWindow;
 use crate::health::SinkHealth;
 use crate::http::{AppState, Auth, HttpServer, ServeLimits, ServerState, router};
 use crate::queue::pubsub::{PublishLoop, PubsubQueue, connect};
 use crate::queue::wal::{WalError, WalOptions};
-use crate::queue::{InProcessQueue, Queue, WalQueue};
+use crate::queue::{Deduplicated, InProcessQueue, Queue, WalQueue};
 use crate::streams::StreamRegistry;
 use crate::telemetry::{self, IngestCounters};
 
@@ -195,6 +196,7 @@ async fn start_async(
     match config.queue.durability {
         Durability::Memory => {
             let (queue, consumer) = InProcessQueue::new(capacity, capacity_bytes);
+            let consumer = Deduplicated::new(consumer, dedup_window(config));
             let writer = tokio::spawn(batcher.run_until(consumer, std::future::pending()));
             Ok((
                 queue,
@@ -211,6 +213,7 @@ async fn start_async(
                 segment_bytes: config.queue.wal_segment_bytes,
             };
             let (queue, consumer, replay) = WalQueue::open(&options, capacity, capacity_bytes)?;
+            let consumer = Deduplicated::new(consumer, dedup_window(config));
             let (give_up, given_up) = oneshot::channel::<()>();
             let writer = tokio::spawn(batcher.run_until(consumer, async {
                 let _ = given_up.await;
@@ -223,6 +226,13 @@ async fn start_async(
             Ok((queue, Drained::Batcher { writer, give_up }))
         }
     }
+}
+
+fn dedup_window(config: &Config) -> DedupWindow {
+    DedupWindow::new(
+        config.queue.dedup_window_ids,
+        Duration::from_secs(config.queue.dedup_window_secs),
+    )
 }
 
 /// The sink `[sink]` describes, for the batcher of `async` mode and of the loader.

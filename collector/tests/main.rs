@@ -7,6 +7,7 @@ mod common;
 mod gcs_support;
 mod sdk;
 
+mod async_dedup;
 mod bounds;
 mod collect_errors;
 mod collect_rows;

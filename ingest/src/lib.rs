@@ -7,6 +7,8 @@ mod time;
 mod validate;
 mod wire;
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use eventkit_model::{Event, EventType, Rejected};
 use serde::Serialize;
@@ -90,6 +92,19 @@ struct BatchDefaults<'a> {
     context: Option<Result<json::Defaults<'a>, json::Unkeepable>>,
     integrations: Option<Result<json::Defaults<'a>, json::Unkeepable>>,
     sent_at: Option<DateTime<Utc>>,
+    /// The batch's `context` and `integrations` as sent, for the dead letters they cause.
+    context_text: Option<&'a str>,
+    integrations_text: Option<&'a str>,
+}
+
+impl BatchDefaults<'_> {
+    fn text(&self, field: &str) -> Option<&str> {
+        match field {
+            "context" => self.context_text,
+            "integrations" => self.integrations_text,
+            _ => None,
+        }
+    }
 }
 
 pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
@@ -122,6 +137,8 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
                         context: batch_object(envelope.context),
                         integrations: batch_object(envelope.integrations),
                         sent_at: envelope.sent_at.as_deref().and_then(time::parse),
+                        context_text: envelope.context.map(RawValue::get),
+                        integrations_text: envelope.integrations.map(RawValue::get),
                     };
                     (
                         batch.into_iter().map(RawValue::get).collect(),
@@ -153,10 +170,14 @@ pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
         write_key,
         ..Outcome::default()
     };
+    let mut copy_budget = MAX_BATCH_FIELD_COPIES_BYTES;
     for (index, raw) in raw_events.into_iter().enumerate() {
         match validate::event(raw, &defaults, info) {
             Ok(event) => outcome.events.push(event),
-            Err(error) => outcome.rejected.push(rejected(raw, index, error, info)),
+            Err(error) => {
+                let raw = dead_letter_text(raw, &error, &defaults, &mut copy_budget);
+                outcome.rejected.push(rejected(&raw, index, error, info));
+            }
         }
     }
     Ok(outcome)
@@ -191,6 +212,33 @@ fn single_event(text: &str, info: &RequestInfo) -> Option<Outcome> {
         Err(error) => outcome.rejected.push(rejected(text, 0, error, info)),
     }
     Some(outcome)
+}
+
+/// Bytes of batch-level text copied into one request's dead letters: a request's own size, so
+/// a large unstorable `context` rejecting 2,500 events cannot multiply into gigabytes.
+const MAX_BATCH_FIELD_COPIES_BYTES: usize = MAX_BODY_BYTES;
+
+/// What a dead letter keeps of a refused event: its text as sent, or, when the batch's own
+/// `context`/`integrations` was the reason, `{"event": …, "batch": {"<field>": …}}` (both as sent)
+/// so the reason refers to something the dead letter holds, while `budget` lasts.
+fn dead_letter_text<'a>(
+    raw: &'a str,
+    error: &InvalidEvent,
+    defaults: &BatchDefaults,
+    budget: &mut usize,
+) -> Cow<'a, str> {
+    let InvalidEvent::BatchUnkeepable { field, .. } = error else {
+        return Cow::Borrowed(raw);
+    };
+    match defaults.text(field) {
+        Some(batch) if batch.len() <= *budget => {
+            *budget -= batch.len();
+            Cow::Owned(format!(
+                r#"{{"event":{raw},"batch":{{"{field}":{batch}}}}}"#
+            ))
+        }
+        _ => Cow::Borrowed(raw),
+    }
 }
 
 fn rejected(raw: &str, index: usize, error: InvalidEvent, info: &RequestInfo) -> Rejected {

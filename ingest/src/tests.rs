@@ -329,6 +329,19 @@ fn an_event_whose_object_cannot_be_kept_is_rejected_whole() {
             2
         ]
     );
+    // Their dead letters hold the batch's context beside each event, both as sent: the reason
+    // names something in them.
+    assert_eq!(
+        outcome.rejected[1].raw,
+        format!(
+            r#"{{"event":{{"type":"identify","userId":"v"}},"batch":{{"context":{{"d":{deep}}}}}}}"#
+        )
+    );
+    assert!(
+        outcome.rejected[0]
+            .raw
+            .starts_with(r#"{"event":{"type":"identify","userId":"u"},"batch":{"context":"#)
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@
 //!   gives its capacity back and leaves the records to the mode's redelivery (the WAL replays
 //!   them at the next start; Pub/Sub redelivers the message).
 
+mod deduplicated;
 mod in_process;
 pub mod pubsub;
 pub mod wal;
@@ -17,6 +18,7 @@ pub mod wal;
 use async_trait::async_trait;
 use eventkit_model::Batch;
 
+pub use deduplicated::Deduplicated;
 pub use in_process::{InProcessConsumer, InProcessQueue};
 pub use wal::{WalConsumer, WalQueue};
 
@@ -103,6 +105,19 @@ impl Ack {
     /// back; ack or nack a message) is one allocation.
     pub fn settled_by(on_settle: impl FnOnce(Settled) + Send + 'static) -> Self {
         Self(Some(Box::new(on_settle)))
+    }
+
+    /// This ack, with `also` run when it is released unstored (before the queue's own release).
+    pub fn on_release(mut self, also: impl FnOnce() + Send + 'static) -> Self {
+        let inner = self.0.take();
+        Self::settled_by(move |settled| {
+            if settled == Settled::Released {
+                also();
+            }
+            if let Some(on_settle) = inner {
+                on_settle(settled);
+            }
+        })
     }
 
     pub fn ack(mut self) {
