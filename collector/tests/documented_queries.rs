@@ -2,7 +2,6 @@
 //! output that holds dead letters too: a `_rejected` file in the same tree is what once broke
 //! every `data/**/*.parquet` query.
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
