@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod gcs_support;
+mod postgres_support;
 
 mod gcs_store;
 mod parquet_sink;
+mod postgres_sink;
