@@ -243,3 +243,28 @@ fn unknown_settings_are_refused_by_name() {
         .to_string();
     assert!(error.contains("max_conections"), "{error}");
 }
+
+#[tokio::test]
+async fn a_failed_write_leaves_no_rows() {
+    let server = shared();
+    let sink = PostgresSink::connect(&config(server, "atomic")).await.unwrap();
+    let mut events = events("ok");
+    // PostgreSQL's jsonb refuses a NUL character, so the last row fails the whole COPY.
+    let mut text: TextFields = [None; Text::COUNT];
+    text[Text::MessageId as usize] = Some("refused");
+    text[Text::Properties as usize] = Some(r#"{"nul":"\u0000"}"#);
+    let times = Times {
+        timestamp: at(0),
+        original_timestamp: None,
+        sent_at: None,
+        received_at: at(0),
+    };
+    events.push(Event::new(EventType::Track, times, &text));
+    let written = sink.write(table("web", events)).await;
+    assert!(matches!(written, Err(SinkError::Postgres(_))), "{written:?}");
+    let client = client(server).await;
+    assert_eq!(count(&client, "atomic.web").await, 0);
+    // The connection that failed went back to the pool usable.
+    sink.write(table("web", self::events("ok"))).await.unwrap();
+    assert_eq!(count(&client, "atomic.web").await, 36);
+}
