@@ -28,7 +28,7 @@ fn at(micros: i64) -> DateTime<Utc> {
 }
 
 /// One event per call type and odd JSON value, every field set, times to the microsecond.
-fn events(prefix: &str) -> Vec<Event> {
+pub fn events(prefix: &str) -> Vec<Event> {
     let mut events = Vec::new();
     for (i, kind) in EventType::ALL.iter().enumerate() {
         for (j, json) in ODD_JSON.iter().enumerate() {
@@ -60,7 +60,7 @@ fn events(prefix: &str) -> Vec<Event> {
     events
 }
 
-fn table(stream: &str, events: Vec<Event>) -> Arc<Table> {
+pub fn table(stream: &str, events: Vec<Event>) -> Arc<Table> {
     let records = Records::Events(events);
     Arc::new(Table::from_batch(Batch { stream: stream.into(), records }).unwrap())
 }
@@ -268,3 +268,4 @@ async fn a_failed_write_leaves_no_rows() {
     sink.write(table("web", self::events("ok"))).await.unwrap();
     assert_eq!(count(&client, "atomic.web").await, 36);
 }
+
