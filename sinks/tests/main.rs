@@ -9,3 +9,4 @@ mod gcs_store;
 mod parquet_sink;
 mod postgres_documented;
 mod postgres_sink;
+mod postgres_throughput;
