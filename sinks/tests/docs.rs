@@ -4,7 +4,9 @@ use std::path::Path;
 
 /// The first ````language` block after the line `heading` in `document` (relative to the repo).
 pub fn code_block(document: &str, heading: &str, language: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(document);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(document);
     let text = std::fs::read_to_string(&path).expect("read the document");
     let after = text
         .split_once(&format!("\n{heading}\n"))

@@ -9,8 +9,8 @@ use eventkit_sinks::{PostgresSink, PostgresSinkConfig, Sink};
 use tokio_postgres::NoTls;
 
 use crate::docs::code_block;
-use crate::postgres_support::{Postgres, shared};
 use crate::postgres_sink::{events, table};
+use crate::postgres_support::{Postgres, shared};
 
 async fn database(server: &Postgres, name: &str) -> (tokio_postgres::Client, String) {
     let (admin, connection) = tokio_postgres::connect(&server.url(), NoTls).await.unwrap();
@@ -19,7 +19,9 @@ async fn database(server: &Postgres, name: &str) -> (tokio_postgres::Client, Str
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
-    let url = server.url().replace("dbname=postgres", &format!("dbname={name}"));
+    let url = server
+        .url()
+        .replace("dbname=postgres", &format!("dbname={name}"));
     let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
     tokio::spawn(connection);
     (client, url)

@@ -62,7 +62,13 @@ pub fn events(prefix: &str) -> Vec<Event> {
 
 pub fn table(stream: &str, events: Vec<Event>) -> Arc<Table> {
     let records = Records::Events(events);
-    Arc::new(Table::from_batch(Batch { stream: stream.into(), records }).unwrap())
+    Arc::new(
+        Table::from_batch(Batch {
+            stream: stream.into(),
+            records,
+        })
+        .unwrap(),
+    )
 }
 
 async fn client(server: &Postgres) -> tokio_postgres::Client {
@@ -89,7 +95,9 @@ async fn count(client: &tokio_postgres::Client, table: &str) -> i64 {
 #[tokio::test]
 async fn every_field_of_every_event_comes_back_as_sent() {
     let server = shared();
-    let sink = PostgresSink::connect(&config(server, "exact")).await.unwrap();
+    let sink = PostgresSink::connect(&config(server, "exact"))
+        .await
+        .unwrap();
     let events = events("exact");
     let files = sink.write(table("web", events.clone())).await.unwrap();
     assert_eq!(files.len(), 1);
@@ -129,7 +137,12 @@ async fn every_field_of_every_event_comes_back_as_sent() {
                 .unwrap();
             let same: bool = row.get(0);
             let stored: Option<&str> = row.get(1);
-            assert!(same, "{}: sent {:?}, stored {stored:?}", field.column(), event.text(field));
+            assert!(
+                same,
+                "{}: sent {:?}, stored {stored:?}",
+                field.column(),
+                event.text(field)
+            );
         }
     }
     let column_types: Vec<(String, String)> = client
@@ -159,7 +172,9 @@ async fn every_field_of_every_event_comes_back_as_sent() {
 #[tokio::test]
 async fn a_redelivered_table_adds_no_rows() {
     let server = shared();
-    let sink = PostgresSink::connect(&config(server, "redelivery")).await.unwrap();
+    let sink = PostgresSink::connect(&config(server, "redelivery"))
+        .await
+        .unwrap();
     let first = table("app", events("r"));
     sink.write(first.clone()).await.unwrap();
     sink.write(first.clone()).await.unwrap();
@@ -169,13 +184,18 @@ async fn a_redelivered_table_adds_no_rows() {
     overlapping.extend(events("new").into_iter().take(2));
     sink.write(table("app", overlapping)).await.unwrap();
     let client = client(server).await;
-    assert_eq!(count(&client, "redelivery.app").await, first.num_rows() as i64 + 2);
+    assert_eq!(
+        count(&client, "redelivery.app").await,
+        first.num_rows() as i64 + 2
+    );
 }
 
 #[tokio::test]
 async fn dead_letters_land_in_their_own_table() {
     let server = shared();
-    let sink = PostgresSink::connect(&config(server, "dead")).await.unwrap();
+    let sink = PostgresSink::connect(&config(server, "dead"))
+        .await
+        .unwrap();
     let rejected: Vec<Rejected> = (0..3)
         .map(|i| Rejected {
             received_at: at(i),
@@ -227,10 +247,17 @@ async fn a_stopped_server_is_an_error_not_a_hang() {
 
     let started = Instant::now();
     let written = sink.write(table("web", events("down"))).await;
-    assert!(matches!(written, Err(SinkError::Postgres(_))), "{written:?}");
+    assert!(
+        matches!(written, Err(SinkError::Postgres(_))),
+        "{written:?}"
+    );
     assert!(matches!(sink.probe().await, Err(SinkError::Postgres(_))));
     // Bounded by the settings above, not by an operating-system timeout.
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 
     let refused = PostgresSink::connect(&settings).await;
     assert!(matches!(refused, Err(SinkError::Postgres(_))));
@@ -247,7 +274,9 @@ fn unknown_settings_are_refused_by_name() {
 #[tokio::test]
 async fn a_failed_write_leaves_no_rows() {
     let server = shared();
-    let sink = PostgresSink::connect(&config(server, "atomic")).await.unwrap();
+    let sink = PostgresSink::connect(&config(server, "atomic"))
+        .await
+        .unwrap();
     let mut events = events("ok");
     // PostgreSQL's jsonb refuses a NUL character, so the last row fails the whole COPY.
     let mut text: TextFields = [None; Text::COUNT];
@@ -261,11 +290,13 @@ async fn a_failed_write_leaves_no_rows() {
     };
     events.push(Event::new(EventType::Track, times, &text));
     let written = sink.write(table("web", events)).await;
-    assert!(matches!(written, Err(SinkError::Postgres(_))), "{written:?}");
+    assert!(
+        matches!(written, Err(SinkError::Postgres(_))),
+        "{written:?}"
+    );
     let client = client(server).await;
     assert_eq!(count(&client, "atomic.web").await, 0);
     // The connection that failed went back to the pool usable.
     sink.write(table("web", self::events("ok"))).await.unwrap();
     assert_eq!(count(&client, "atomic.web").await, 36);
 }
-

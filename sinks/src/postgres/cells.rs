@@ -28,7 +28,11 @@ pub enum Cell<'a> {
 }
 
 impl ToSql for Cell<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         match self {
             Cell::Null => return Ok(IsNull::Yes),
             Cell::Text(text) => return text.to_sql(ty, out),

@@ -97,7 +97,10 @@ impl TableShape {
     }
 
     pub fn types(&self) -> Vec<Type> {
-        self.columns.iter().map(|(_, kind, _)| kind.pg_type()).collect()
+        self.columns
+            .iter()
+            .map(|(_, kind, _)| kind.pg_type())
+            .collect()
     }
 
     /// Events are unique by `message_id`. A dead letter has no id of its own: the request it

@@ -107,10 +107,7 @@ impl PostgresSink {
         let mut settings = tokio_postgres::Config::from_str(&config.url)
             .map_err(|e| SinkError::Postgres(PostgresError::Config(e)))?;
         settings.connect_timeout(connect_timeout);
-        settings.options(format!(
-            "-c statement_timeout={}",
-            config.write_timeout_ms
-        ));
+        settings.options(format!("-c statement_timeout={}", config.write_timeout_ms));
         settings.application_name("eventkit");
         let manager = Manager::from_config(
             settings,

@@ -58,7 +58,16 @@ impl Postgres {
             assert!(status.success(), "chown the server's directory");
         }
         let output = as_server_user("initdb")
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(dir.path().join("data"))
             .output()
             .unwrap();
