@@ -278,10 +278,10 @@ async fn a_failed_write_leaves_no_rows() {
         .await
         .unwrap();
     let mut events = events("ok");
-    // PostgreSQL's jsonb refuses a NUL character, so the last row fails the whole COPY.
+    // Not JSON (the collector never sends such), so the last row fails the whole COPY.
     let mut text: TextFields = [None; Text::COUNT];
     text[Text::MessageId as usize] = Some("refused");
-    text[Text::Properties as usize] = Some(r#"{"nul":"\u0000"}"#);
+    text[Text::Properties as usize] = Some(r#"{"unclosed":"#);
     let times = Times {
         timestamp: at(0),
         original_timestamp: None,
@@ -299,4 +299,33 @@ async fn a_failed_write_leaves_no_rows() {
     // The connection that failed went back to the pool usable.
     sink.write(table("web", self::events("ok"))).await.unwrap();
     assert_eq!(count(&client, "atomic.web").await, 36);
+}
+
+#[tokio::test]
+async fn nul_characters_become_replacement_characters() {
+    let server = shared();
+    let sink = PostgresSink::connect(&config(server, "nul")).await.unwrap();
+    let mut text: TextFields = [None; Text::COUNT];
+    text[Text::MessageId as usize] = Some("nul");
+    text[Text::Event as usize] = Some("a\0b");
+    text[Text::Properties as usize] = Some(r#"{"escape":"x\u0000y","text":"\\u0000"}"#);
+    let times = Times {
+        timestamp: at(0),
+        original_timestamp: None,
+        sent_at: None,
+        received_at: at(0),
+    };
+    let event = Event::new(EventType::Track, times, &text);
+    sink.write(table("web", vec![event])).await.unwrap();
+    let client = client(server).await;
+    let row = client
+        .query_one(
+            "SELECT event, properties->>'escape', properties->>'text' FROM nul.web",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, &str>(0), "a\u{fffd}b");
+    assert_eq!(row.get::<_, &str>(1), "x\u{fffd}y");
+    assert_eq!(row.get::<_, &str>(2), "\\u0000");
 }
