@@ -263,6 +263,30 @@ async fn a_stopped_server_is_an_error_not_a_hang() {
     assert!(matches!(refused, Err(SinkError::Postgres(_))));
 }
 
+#[tokio::test]
+async fn a_server_that_stops_answering_is_a_timeout_not_a_hang() {
+    let server = Postgres::start();
+    let settings = PostgresSinkConfig {
+        connect_timeout_ms: 1_000,
+        write_timeout_ms: 2_000,
+        ..config(&server, "frozen")
+    };
+    let sink = PostgresSink::connect(&settings).await.unwrap();
+    sink.write(table("web", events("before"))).await.unwrap();
+    server.freeze();
+    let started = Instant::now();
+    let written = sink.write(table("web", events("frozen"))).await;
+    assert!(
+        matches!(written, Err(SinkError::Postgres(_))),
+        "{written:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn unknown_settings_are_refused_by_name() {
     let error = serde_json::from_str::<PostgresSinkConfig>(r#"{"url":"x","max_conections":2}"#)

@@ -107,6 +107,7 @@ impl Postgres {
             "{server} -D {dir}/data -k {dir} -p {port} -c listen_addresses= -c fsync=off \
              -c max_connections=50 &\n\
              while kill -0 {test} 2>/dev/null; do sleep 1; done\n\
+             pkill -KILL -P \"$(head -1 {dir}/data/postmaster.pid)\"\n\
              kill -KILL 0",
             dir = self.dir.path().display(),
             port = self.port,
@@ -144,12 +145,42 @@ impl Postgres {
         );
     }
 
-    /// Kills the server (and its backends): connections now fail.
+    /// The postmaster and its children. Backends leave the postmaster's process group (each
+    /// starts a session of its own), so they are found by parent.
+    fn server_processes(&self) -> Vec<String> {
+        let pid_file = self.dir.path().join("data").join("postmaster.pid");
+        let Some(postmaster) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|text| text.lines().next().map(str::to_owned))
+        else {
+            return Vec::new();
+        };
+        let children = Command::new("ps")
+            .args(["-o", "pid=", "--ppid", &postmaster])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut pids: Vec<String> = children.split_whitespace().map(str::to_owned).collect();
+        pids.push(postmaster);
+        pids
+    }
+
+    /// Freezes the server and its backends (SIGSTOP): connections stay open, nothing answers.
+    pub fn freeze(&self) {
+        let _ = Command::new("kill")
+            .arg("-STOP")
+            .args(self.server_processes())
+            .status();
+    }
+
+    /// Kills the server and its backends: connections now fail.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let backends = self.server_processes();
             let group = child.id();
             let _ = Command::new("kill")
                 .args(["-KILL", "--", &format!("-{group}")])
+                .args(backends)
                 .status();
             let _ = child.wait();
         }
