@@ -18,6 +18,8 @@ pub enum SinkError {
     Io(#[from] std::io::Error),
     #[error("writer task failed: {0}")]
     Task(String),
+    #[error("postgres: {0}")]
+    Postgres(#[from] crate::postgres::PostgresError),
 }
 
 /// A file that is stored whole: readers can see it, and nothing of it is partial.

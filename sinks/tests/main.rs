@@ -1,7 +1,12 @@
 //! Every integration test of the sinks, built as one binary (one link of the dependency tree).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod docs;
 mod gcs_support;
+mod postgres_support;
 
 mod gcs_store;
 mod parquet_sink;
+mod postgres_documented;
+mod postgres_sink;
+mod postgres_throughput;
