@@ -8,6 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
+use eventkit_model::Event;
+
 /// An id's place in the window: a 128-bit hash of stream and message id. Hash keys are random
 /// per process, so a client cannot craft ids that collide with another client's and get them
 /// dropped; by chance, two of a million ids collide with odds near 10⁻²⁷.
@@ -62,6 +64,34 @@ impl DedupWindow {
                 true
             }
         }
+    }
+
+    /// `events` without those whose id the window holds, recording the rest for `owner`; also
+    /// the keys recorded, for [`DedupWindow::forget`]. Removed events are counted.
+    pub fn retain_new(
+        &mut self,
+        stream: &str,
+        events: Vec<Event>,
+        owner: Owner,
+    ) -> (Vec<Event>, Vec<Key>) {
+        let before = events.len();
+        let mut keys = Vec::with_capacity(before);
+        let kept: Vec<Event> = events
+            .into_iter()
+            .filter(|event| {
+                let key = self.key(stream, event.message_id());
+                let new = self.insert(key, owner);
+                if new {
+                    keys.push(key);
+                }
+                new
+            })
+            .collect();
+        let removed = before - kept.len();
+        if removed > 0 {
+            metrics::counter!(crate::telemetry::DUPLICATES_REMOVED).increment(removed as u64);
+        }
+        (kept, keys)
     }
 
     /// Forgets the ids `owner` recorded: its delivery was released without being stored.

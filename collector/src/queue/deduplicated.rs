@@ -9,8 +9,7 @@ use async_trait::async_trait;
 use eventkit_model::{Batch, Records};
 
 use super::{Consumer, Delivery};
-use crate::dedup::{DedupWindow, Key, Owner};
-use crate::telemetry;
+use crate::dedup::{DedupWindow, Owner};
 
 pub struct Deduplicated<C> {
     inner: C,
@@ -47,24 +46,12 @@ impl<C: Consumer> Deduplicated<C> {
         };
         let owner: Owner = self.next_owner.fetch_add(1, Ordering::Relaxed);
         let before = events.len();
-        let mut keys: Vec<Key> = Vec::with_capacity(before);
-        let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-        let kept: Vec<_> = events
-            .into_iter()
-            .filter(|event| {
-                let key = window.key(&stream, event.message_id());
-                let new = window.insert(key, owner);
-                if new {
-                    keys.push(key);
-                }
-                new
-            })
-            .collect();
-        drop(window);
+        let (kept, keys) = self
+            .window
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain_new(&stream, events, owner);
         let removed = before - kept.len();
-        if removed > 0 {
-            metrics::counter!(telemetry::DUPLICATES_REMOVED).increment(removed as u64);
-        }
         if kept.is_empty() {
             ack.ack();
             return None;

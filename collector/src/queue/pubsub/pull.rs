@@ -257,25 +257,11 @@ impl Pulling {
             // Dead letters carry no messageId of ours; they are kept as they come.
             return (Batch { stream, records }, Vec::new());
         };
-        let mut window = self.dedup.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut keys = Vec::with_capacity(events.len());
-        let before = events.len();
-        let kept: Vec<_> = events
-            .into_iter()
-            .filter(|event| {
-                let key = window.key(&stream, event.message_id());
-                let new = window.insert(key, owner);
-                if new {
-                    keys.push(key);
-                }
-                new
-            })
-            .collect();
-        drop(window);
-        let removed = before - kept.len();
-        if removed > 0 {
-            metrics::counter!(telemetry::DUPLICATES_REMOVED).increment(removed as u64);
-        }
+        let (kept, keys) = self
+            .dedup
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain_new(&stream, events, owner);
         let batch = Batch {
             stream,
             records: Records::Events(kept),
