@@ -1,6 +1,8 @@
 //! Every integration test of the sinks, built as one binary (one link of the dependency tree).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The collector's tests read documented code blocks the same way; one helper serves both.
+#[path = "../../collector/tests/common/docs.rs"]
 mod docs;
 mod gcs_support;
 mod postgres_support;
