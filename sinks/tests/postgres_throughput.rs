@@ -46,6 +46,20 @@ fn event(n: usize) -> Event {
     Event::new(EventType::Track, times, &text)
 }
 
+/// `EVENTS` events as tables of `TABLE_ROWS` rows of the stream `bench`.
+fn bench_tables() -> Vec<Arc<Table>> {
+    (0..EVENTS / TABLE_ROWS)
+        .map(|t| {
+            let events = (t * TABLE_ROWS..(t + 1) * TABLE_ROWS).map(event).collect();
+            let batch = Batch {
+                stream: "bench".into(),
+                records: Records::Events(events),
+            };
+            Arc::new(Table::from_batch(batch).unwrap())
+        })
+        .collect()
+}
+
 #[tokio::test]
 #[ignore = "prints a throughput figure"]
 async fn postgres_throughput() {
@@ -55,19 +69,7 @@ async fn postgres_throughput() {
         ..PostgresSinkConfig::new(server.url())
     };
     let sink = PostgresSink::connect(&config).await.unwrap();
-    let tables: Vec<Arc<Table>> = (0..EVENTS / TABLE_ROWS)
-        .map(|t| {
-            let events = (t * TABLE_ROWS..(t + 1) * TABLE_ROWS).map(event).collect();
-            let records = Records::Events(events);
-            Arc::new(
-                Table::from_batch(Batch {
-                    stream: "bench".into(),
-                    records,
-                })
-                .unwrap(),
-            )
-        })
-        .collect();
+    let tables = bench_tables();
     let started = Instant::now();
     for table in &tables {
         sink.write(table.clone()).await.unwrap();
@@ -146,19 +148,7 @@ async fn postgres_text_copy_throughput() {
         ..PostgresSinkConfig::new(server.url())
     };
     let sink = PostgresSink::connect(&config).await.unwrap();
-    let tables: Vec<Arc<Table>> = (0..EVENTS / TABLE_ROWS)
-        .map(|t| {
-            let events = (t * TABLE_ROWS..(t + 1) * TABLE_ROWS).map(event).collect();
-            let records = Records::Events(events);
-            Arc::new(
-                Table::from_batch(Batch {
-                    stream: "bench".into(),
-                    records,
-                })
-                .unwrap(),
-            )
-        })
-        .collect();
+    let tables = bench_tables();
     // Creates the table; its rows are then removed so the text load starts empty.
     sink.write(tables[0].clone()).await.unwrap();
     let (mut client, connection) = tokio_postgres::connect(&server.url(), NoTls).await.unwrap();
