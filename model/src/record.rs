@@ -45,12 +45,18 @@ impl EventType {
 /// An event's text fields by [`Text`] index, as handed to [`Event::new`].
 pub type TextFields<'a> = [Option<&'a str>; Text::COUNT];
 
-/// The times of an event, one field per [`Time`].
+/// The times of an event, one field per [`Time`]. Serialized (for the write-ahead log) as
+/// microseconds since the epoch: the precision the columns keep, and formatting them as text was
+/// the log's largest cost under batch load (benchmarks/results/wal.md).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Times {
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub timestamp: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_microseconds_option")]
     pub original_timestamp: Option<DateTime<Utc>>,
+    #[serde(with = "chrono::serde::ts_microseconds_option")]
     pub sent_at: Option<DateTime<Utc>>,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub received_at: DateTime<Utc>,
 }
 
@@ -125,6 +131,7 @@ impl Event {
 /// An event the collector refused, kept with the reason so it can be inspected and replayed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rejected {
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub received_at: DateTime<Utc>,
     /// The stream the client sent it to.
     pub stream: String,

@@ -7,6 +7,7 @@
 //! in specs/wal.md.
 
 mod frame;
+mod prepare;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -112,6 +113,7 @@ impl WalQueue {
             Err(std::fs::TryLockError::WouldBlock) => return Err(WalError::Locked(dir)),
             Err(std::fs::TryLockError::Error(error)) => return Err(io(error)),
         }
+        prepare::remove(&dir.join(prepare::PREPARED_FILE));
         let disk = Arc::new(DiskBudget::new(options.max_bytes));
         let ids = segment::list(&dir).map_err(io)?;
         let mut segments = Vec::new();
@@ -178,12 +180,18 @@ fn recover(dir: &Path, id: u64, disk: &Arc<DiskBudget>) -> Result<Option<Arc<Seg
     let (payloads, valid) = frame::valid_prefix(records);
     let keep = MAGIC.len() + valid;
     if keep < bytes.len() {
-        tracing::warn!(
-            segment = %path.display(),
-            records = payloads.len(),
-            dropped_bytes = bytes.len() - keep,
-            "WAL segment ends in a torn or corrupt record; cutting it off after the last whole one"
-        );
+        // Zeros are the preallocated space no record reached yet, not damage.
+        if bytes
+            .get(keep..)
+            .is_some_and(|tail| tail.iter().any(|&byte| byte != 0))
+        {
+            tracing::warn!(
+                segment = %path.display(),
+                records = payloads.len(),
+                dropped_bytes = bytes.len() - keep,
+                "WAL segment ends in a torn or corrupt record; cutting it off after the last whole one"
+            );
+        }
         let file = File::options().write(true).open(&path).map_err(io)?;
         file.set_len(keep as u64).map_err(io)?;
         file.sync_all().map_err(io)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Every segment starts with this: the format's name and version (see specs/wal.md).
-pub(super) const MAGIC: [u8; 8] = *b"EKWAL\0\0\x01";
+pub(super) const MAGIC: [u8; 8] = *b"EKWAL\0\0\x02";
 pub(super) const EXTENSION: &str = "wal";
 
 /// Bytes of segment files on disk, against `queue.wal_max_bytes`.

@@ -11,6 +11,7 @@ use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
+use super::prepare::Preparing;
 use super::segment::{DiskBudget, MAGIC, Segment, path_of};
 use crate::queue::QueueError;
 use crate::telemetry;
@@ -50,6 +51,13 @@ struct Waiter {
     done: oneshot::Sender<Appended>,
 }
 
+/// Starts zeroing the next segment; a failure to start only costs the speed-up.
+fn prepare(dir: &std::path::Path, segment_bytes: u64) -> Option<Preparing> {
+    Preparing::start(dir, segment_bytes)
+        .inspect_err(|error| tracing::warn!(%error, "cannot start preparing a WAL segment"))
+        .ok()
+}
+
 pub(super) struct Writer {
     pub(super) dir: PathBuf,
     pub(super) next_id: u64,
@@ -57,6 +65,8 @@ pub(super) struct Writer {
     pub(super) disk: Arc<DiskBudget>,
     pub(super) stats: Arc<WalStats>,
     active: Option<Active>,
+    /// The segment after the active one, being zeroed ahead of need.
+    next: Option<Preparing>,
     closed: bool,
     group: Vec<u8>,
     waiters: Vec<Waiter>,
@@ -70,6 +80,7 @@ impl Writer {
         disk: Arc<DiskBudget>,
         stats: Arc<WalStats>,
     ) -> Self {
+        let next = prepare(&dir, segment_bytes);
         Self {
             dir,
             next_id,
@@ -77,6 +88,7 @@ impl Writer {
             disk,
             stats,
             active: None,
+            next,
             closed: false,
             group: Vec::new(),
             waiters: Vec::new(),
@@ -103,7 +115,15 @@ impl Writer {
             self.commit();
         }
         // Every sender is gone: the queue was dropped.
+        self.close();
+    }
+
+    fn close(&mut self) {
         self.seal_active();
+        if let Some(unused) = self.next.take() {
+            unused.discard();
+        }
+        self.closed = true;
     }
 
     fn take(&mut self, command: Command) {
@@ -122,8 +142,7 @@ impl Writer {
             }
             Command::Seal => {
                 self.commit();
-                self.seal_active();
-                self.closed = true;
+                self.close();
             }
         }
     }
@@ -195,6 +214,33 @@ impl Writer {
 
     fn create_segment(&mut self) -> std::io::Result<Active> {
         let id = self.next_id;
+        let path = path_of(&self.dir, id);
+        let prepared = self
+            .next
+            .take()
+            .and_then(|next| next.finish_as(&path, &self.dir));
+        let file = match prepared {
+            Some(file) => {
+                self.next_id += 1;
+                file
+            }
+            None => self.create_unprepared(id)?,
+        };
+        if !self.closed {
+            self.next = prepare(&self.dir, self.segment_bytes);
+        }
+        self.disk.add(MAGIC.len() as u64);
+        let segment = Arc::new(Segment::new(
+            &self.dir,
+            id,
+            MAGIC.len() as u64,
+            self.disk.clone(),
+        ));
+        Ok(Active { file, segment })
+    }
+
+    /// A segment that grows as it is written, when none could be prepared.
+    fn create_unprepared(&mut self, id: u64) -> std::io::Result<File> {
         let mut file = File::options()
             .write(true)
             .create_new(true)
@@ -205,14 +251,7 @@ impl Writer {
         file.sync_all()?;
         // The new name must survive a crash too, or its records would vanish with it.
         File::open(&self.dir)?.sync_all()?;
-        self.disk.add(MAGIC.len() as u64);
-        let segment = Arc::new(Segment::new(
-            &self.dir,
-            id,
-            MAGIC.len() as u64,
-            self.disk.clone(),
-        ));
-        Ok(Active { file, segment })
+        Ok(file)
     }
 
     fn seal_active(&mut self) {
