@@ -5,6 +5,8 @@
 # during its rounds, read from eventkit_wal_fsyncs_total.
 #
 # usage: benchmarks/wrk/durability.sh [pairs=16] [seconds-per-round=4]
+# SINGLE_CONNECTIONS (32) and BATCH_CONNECTIONS (16) set each load's wrk connections: group
+# commit shares a sync among the requests waiting, so the ratio depends on how many there are.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source benchmarks/wrk/pairs.sh
@@ -39,10 +41,10 @@ round() { # port → "req/s fsyncs/s" (the fsyncs of the wal server during the r
   local before rate
   before=$(fsyncs)
   if [[ $load == single ]]; then
-    rate=$(wrk -t1 -c32 -d"${seconds}s" -s benchmarks/wrk/single.lua \
+    rate=$(wrk -t1 -c"${SINGLE_CONNECTIONS:-32}" -d"${seconds}s" -s benchmarks/wrk/single.lua \
       "http://127.0.0.1:$1/collect/web" | awk '/Requests\/sec/ {print $2}')
   else
-    rate=$(WRITE_KEY=benchkey wrk -t1 -c16 -d"${seconds}s" -s benchmarks/wrk/batch.lua \
+    rate=$(WRITE_KEY=benchkey wrk -t1 -c"${BATCH_CONNECTIONS:-16}" -d"${seconds}s" -s benchmarks/wrk/batch.lua \
       "http://127.0.0.1:$1/v1/batch" | awk '/Requests\/sec/ {print $2}')
   fi
   echo "$rate $(($(fsyncs) - before))" | awk -v s="$seconds" '{print $1, $2 / s}'
