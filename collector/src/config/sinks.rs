@@ -218,3 +218,234 @@ pub fn validate(entries: &[SinkEntry]) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+// `figment::Jail` closures must return `figment::Error`, whose size is not ours to choose.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    /// `toml` as the config file (in a jail), loaded and validated; the error as text.
+    fn load(jail: &mut figment::Jail, toml: &str) -> Result<Config, String> {
+        jail.create_file("eventkit.toml", toml)
+            .map_err(|e| e.to_string())?;
+        Config::load(Some(Path::new("eventkit.toml"))).map_err(|e| e.to_string())
+    }
+
+    fn load_error(toml: &str) -> String {
+        let mut error = String::new();
+        figment::Jail::expect_with(|jail| {
+            error = load(jail, toml).err().unwrap_or_default();
+            Ok(())
+        });
+        error
+    }
+
+    fn parquet(name: &str, streams: &[&str], url: &str) -> SinkEntry {
+        SinkEntry {
+            name: name.to_owned(),
+            streams: streams.iter().map(|s| (*s).to_owned()).collect(),
+            settings: SinkSettings::Parquet(ParquetSinkSettings {
+                url: url.to_owned(),
+                endpoint: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn sinks_take_patterns_and_their_own_type_settings() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            let config = load(
+                jail,
+                r#"
+[[sinks]]
+name = "lake"
+type = "parquet"
+url = "/var/lib/eventkit"
+
+[[sinks]]
+name = "web-gcs"
+type = "parquet"
+streams = ["web*", "_rejected"]
+url = "gs://bucket/events"
+endpoint = "http://127.0.0.1:4443"
+
+[[sinks]]
+name = "pg"
+type = "postgres"
+streams = ["orders"]
+url = "postgresql://eventkit@db/analytics"
+max_connections = 2
+"#,
+            )?;
+            let mut pg = PostgresSinkConfig::new("postgresql://eventkit@db/analytics");
+            pg.max_connections = 2;
+            let mut web = parquet("web-gcs", &["web*", "_rejected"], "gs://bucket/events");
+            web.settings = SinkSettings::Parquet(ParquetSinkSettings {
+                url: "gs://bucket/events".to_owned(),
+                endpoint: Some("http://127.0.0.1:4443".to_owned()),
+            });
+            let expected = vec![
+                // `streams` defaults to every stream.
+                parquet("lake", &["*"], "/var/lib/eventkit"),
+                web,
+                SinkEntry {
+                    name: "pg".to_owned(),
+                    streams: vec!["orders".to_owned()],
+                    settings: SinkSettings::Postgres(pg),
+                },
+            ];
+            assert_eq!(config.sinks, expected);
+            assert_eq!(config.sink_entries(), expected);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sink_url_alone_is_one_parquet_sink_named_default_taking_every_stream() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.sink_entries(), [parquet("default", &["*"], "./data")]);
+
+            jail.set_env("EVENTKIT_SINK__URL", "memory://");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.sink_entries(), [parquet("default", &["*"], "memory://")]);
+
+            // As before: the emulator variable reaches the shorthand's endpoint, and the list's.
+            jail.set_env("STORAGE_EMULATOR_HOST", "http://127.0.0.1:4443");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(
+                config.sink.gcs_endpoint.as_deref(),
+                Some("http://127.0.0.1:4443")
+            );
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("STORAGE_EMULATOR_HOST", "http://127.0.0.1:4443");
+            let config = load(
+                jail,
+                "[[sinks]]\nname = \"lake\"\ntype = \"parquet\"\nurl = \"gs://b/p\"\n",
+            )?;
+            let endpoint = match &config.sinks[0].settings {
+                SinkSettings::Parquet(parquet) => parquet.endpoint.clone(),
+                SinkSettings::Postgres(_) => None,
+            };
+            assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:4443"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn sink_and_sinks_given_together_name_both_keys() {
+        let list = "[[sinks]]\nname = \"lake\"\ntype = \"parquet\"\nurl = \"/tmp/lake\"\n";
+        let error = load_error(&format!("[sink]\nurl = \"./data\"\n\n{list}"));
+        assert!(error.contains("sink.url") && error.contains("[[sinks]]"), "{error}");
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            jail.set_env("EVENTKIT_SINK__URL", "memory://");
+            let error = load(jail, list).err().unwrap_or_default();
+            assert!(error.contains("EVENTKIT_SINK__URL"), "{error}");
+            assert!(error.contains("[[sinks]]"), "{error}");
+            Ok(())
+        });
+        // Built in code rather than loaded: validation catches it too.
+        let config = Config {
+            sink: SinkConfig {
+                url: "memory://".to_owned(),
+                gcs_endpoint: None,
+            },
+            sinks: vec![parquet("lake", &["*"], "/tmp/lake")],
+            ..Config::default()
+        };
+        let error = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("sink.url") && error.contains("[[sinks]]"), "{error}");
+    }
+
+    #[test]
+    fn a_wrong_key_names_the_sink_and_the_key() {
+        let error = load_error("[[sinks]]\nname = \"lake\"\ntype = \"parquet\"\nurll = \"/tmp\"\n");
+        assert!(error.contains("sinks"), "{error}");
+        assert!(error.contains("\"lake\"") && error.contains("urll"), "{error}");
+
+        let error = load_error(
+            "[[sinks]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"postgresql://db\"\npasword = \"x\"\n",
+        );
+        assert!(error.contains("\"pg\"") && error.contains("pasword"), "{error}");
+        // A parquet key on a postgres sink is as wrong as a misspelt one.
+        let error = load_error(
+            "[[sinks]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"postgresql://db\"\nendpoint = \"x\"\n",
+        );
+        assert!(error.contains("\"pg\"") && error.contains("endpoint"), "{error}");
+
+        let error = load_error("[[sinks]]\nname = \"lake\"\ntype = \"kafka\"\nurl = \"x\"\n");
+        assert!(error.contains("kafka"), "{error}");
+    }
+
+    fn validate(entries: Vec<SinkEntry>) -> String {
+        let config = Config {
+            sinks: entries,
+            ..Config::default()
+        };
+        config.validate().err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn at_most_sixteen_sinks() {
+        let sinks = |n: usize| -> Vec<SinkEntry> {
+            (0..n)
+                .map(|i| parquet(&format!("s{i}"), &["*"], &format!("/tmp/s{i}")))
+                .collect()
+        };
+        assert_eq!(validate(sinks(MAX_SINKS)), "");
+        let error = validate(sinks(MAX_SINKS + 1));
+        assert!(error.contains("at most 16"), "{error}");
+    }
+
+    #[test]
+    fn some_sink_must_take_every_stream() {
+        let error = validate(vec![
+            parquet("web", &["web*"], "/tmp/web"),
+            parquet("rest", &["app", "_rejected"], "/tmp/rest"),
+        ]);
+        assert!(error.contains("no sink takes every stream"), "{error}");
+        assert!(error.contains("streams = [\"*\"]"), "{error}");
+        assert_eq!(
+            validate(vec![
+                parquet("web", &["web*"], "/tmp/web"),
+                parquet("rest", &["app", "*"], "/tmp/rest"),
+            ]),
+            ""
+        );
+    }
+
+    #[test]
+    fn names_and_patterns_are_checked_naming_the_sink() {
+        let cases: [(Vec<SinkEntry>, &str); 6] = [
+            (vec![parquet("Lake", &["*"], "/a")], "sink name \"Lake\""),
+            (vec![parquet(&"x".repeat(33), &["*"], "/a")], "1-32 characters"),
+            (vec![parquet("", &["*"], "/a")], "1-32 characters"),
+            (
+                vec![parquet("a", &["*"], "/a"), parquet("a", &["*"], "/b")],
+                "\"a\" is used twice",
+            ),
+            (
+                vec![parquet("lake", &["*", "*web"], "/a")],
+                "sink \"lake\": stream pattern \"*web\"",
+            ),
+            (vec![parquet("lake", &[], "/a")], "sink \"lake\": streams is empty"),
+        ];
+        for (entries, expected) in cases {
+            let error = validate(entries);
+            assert!(error.starts_with("configuration key sinks:"), "{error}");
+            assert!(error.contains(expected), "{expected}: {error}");
+        }
+        let error = validate(vec![parquet("lake", &["*"], " ")]);
+        assert!(error.contains("sink \"lake\": url must not be empty"), "{error}");
+    }
+}
