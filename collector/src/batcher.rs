@@ -295,7 +295,11 @@ impl Batcher {
         if targets.is_empty() {
             // Validation requires a catch-all, so only routes built in code get here. Released,
             // not acknowledged: a durable queue keeps the records.
-            tracing::error!(stream = table.stream, rows, "no sink takes this stream; released unstored");
+            tracing::error!(
+                stream = table.stream,
+                rows,
+                "no sink takes this stream; released unstored"
+            );
             metrics::counter!(telemetry::WRITE_ERRORS, "stream" => label).increment(1);
             return;
         }
@@ -548,7 +552,8 @@ mod tests {
         second: (&str, &str, Arc<FlakySink>),
     ) -> (Arc<Routes>, Arc<SinkHealth>) {
         let route = |(name, pattern, sink): (&str, &str, Arc<FlakySink>)| {
-            let pattern = crate::config::StreamPattern::parse(pattern).unwrap_or_else(|e| panic!("{e}"));
+            let pattern =
+                crate::config::StreamPattern::parse(pattern).unwrap_or_else(|e| panic!("{e}"));
             let sink: Arc<dyn Sink> = sink;
             (name.to_owned(), vec![pattern], sink)
         };
@@ -597,7 +602,11 @@ mod tests {
         // Tries at 0, 100, 300 and 700 ms have failed by now; the next, at 1.5 s, succeeds.
         tokio::time::sleep(Duration::from_millis(1_000)).await;
         assert_eq!(health.failing(), ["pg"]);
-        assert_eq!(queue.depth(), 5, "unacknowledged while pg has not stored it");
+        assert_eq!(
+            queue.depth(),
+            5,
+            "unacknowledged while pg has not stored it"
+        );
         assert_eq!(stored(&lake), [("a".to_owned(), 5)]);
         assert!(stored(&pg).is_empty());
 

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 pub use access::{AuthConfig, CorsConfig, SourceConfig, WriteKey, parse_pairs};
 pub use sinks::{
-    ALL_STREAMS, DEFAULT_SINK_NAME, MAX_SINK_NAME_BYTES, MAX_SINKS, ParquetSinkSettings,
-    SinkEntry, SinkSettings, StreamPattern,
+    ALL_STREAMS, DEFAULT_SINK_NAME, MAX_SINK_NAME_BYTES, MAX_SINKS, ParquetSinkSettings, SinkEntry,
+    SinkSettings, StreamPattern,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -184,10 +184,7 @@ mod tests {
         assert_eq!(names(&routes, "app"), ["1:lake"]);
         // The dead-letter stream is a name like any other.
         assert_eq!(names(&routes, "_rejected"), ["1:lake", "2:pg"]);
-        assert_eq!(
-            routes.names().collect::<Vec<_>>(),
-            ["web", "lake", "pg"]
-        );
+        assert_eq!(routes.names().collect::<Vec<_>>(), ["web", "lake", "pg"]);
     }
 
     #[test]

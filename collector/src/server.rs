@@ -234,7 +234,9 @@ fn dedup_window(config: &Config) -> DedupWindow {
 
 /// The batcher of `async` mode and of the loader, writing to every configured sink, and the
 /// health it reports each sink's writes to.
-pub(crate) async fn open_batcher(config: &Config) -> Result<(Batcher, Arc<SinkHealth>), ServerError> {
+pub(crate) async fn open_batcher(
+    config: &Config,
+) -> Result<(Batcher, Arc<SinkHealth>), ServerError> {
     let routes = routes::open(config).await?;
     let health = Arc::new(SinkHealth::new(routes.names()));
     let batcher = Batcher::routed(Arc::new(routes), config.batch.clone(), health.clone());

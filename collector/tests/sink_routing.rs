@@ -78,14 +78,20 @@ async fn streams_split_by_pattern_land_in_exactly_their_sinks() {
     }
     // A dead letter: `_rejected` is routed like any other name, here by the catch-all alone.
     let (status, body) = server
-        .post("/collect/app", json!({"type": "track", "userId": "u"}).to_string())
+        .post(
+            "/collect/app",
+            json!({"type": "track", "userId": "u"}).to_string(),
+        )
         .await;
     assert_eq!(status, 202, "{body}");
     server.stop().await;
 
     assert_eq!(streams_in(web.path()), ["stream=web", "stream=webshop"]);
     assert_eq!(message_ids(web.path(), "web"), expected_ids("web", 2));
-    assert_eq!(message_ids(web.path(), "webshop"), expected_ids("webshop", 1));
+    assert_eq!(
+        message_ids(web.path(), "webshop"),
+        expected_ids("webshop", 1)
+    );
     assert_eq!(
         streams_in(lake.path()),
         [
@@ -149,7 +155,10 @@ async fn a_failing_sink_holds_deliveries_and_the_healthy_sink_is_written_once() 
     })
     .await;
     assert_eq!(status, 503, "{body}");
-    assert_eq!(body["sinks"], json!({"hold_lake": "ok", "hold_broken": "failing"}));
+    assert_eq!(
+        body["sinks"],
+        json!({"hold_lake": "ok", "hold_broken": "failing"})
+    );
     assert_eq!(body["sink"], "failing", "the one-sink field still says so");
     assert_eq!(body["queue_depth"], 3, "not acknowledged: {body}");
 
@@ -160,14 +169,23 @@ async fn a_failing_sink_holds_deliveries_and_the_healthy_sink_is_written_once() 
     let (_, body) = ready(&server).await;
     assert_eq!(body["queue_depth"], 3, "{body}");
     let metrics = server.get("/metrics").await.text().await.unwrap();
-    let errors = metric(&metrics, "eventkit_sink_write_errors_total{sink=\"hold_broken\"}");
+    let errors = metric(
+        &metrics,
+        "eventkit_sink_write_errors_total{sink=\"hold_broken\"}",
+    );
     assert!(errors >= 3.0, "{metrics}");
     assert_eq!(
-        metric(&metrics, "eventkit_sink_write_errors_total{sink=\"hold_lake\"}"),
+        metric(
+            &metrics,
+            "eventkit_sink_write_errors_total{sink=\"hold_lake\"}"
+        ),
         0.0
     );
     assert_eq!(
-        metric(&metrics, "eventkit_sink_batches_written_total{sink=\"hold_lake\"}"),
+        metric(
+            &metrics,
+            "eventkit_sink_batches_written_total{sink=\"hold_lake\"}"
+        ),
         1.0
     );
 
@@ -184,7 +202,10 @@ async fn a_failing_sink_holds_deliveries_and_the_healthy_sink_is_written_once() 
     assert_eq!(parquet_files(lake.path()).len(), 1, "still one file set");
     assert_eq!(message_ids(lake.path(), "orders"), expected_ids("order", 3));
     assert_eq!(parquet_files(broken.path()).len(), 1);
-    assert_eq!(message_ids(broken.path(), "orders"), expected_ids("order", 3));
+    assert_eq!(
+        message_ids(broken.path(), "orders"),
+        expected_ids("order", 3)
+    );
 }
 
 /// A TOML block of a document, loaded as a config file is.
@@ -210,4 +231,59 @@ fn the_documented_sinks_blocks_are_valid_configs() {
     assert_eq!(names(&spec), ["lake", "web", "warehouse"]);
     let isolated = load_documented("specs/sinks.md", "## Isolating a slow sink");
     assert_eq!(names(&isolated), ["warehouse"]);
+}
+
+/// One query's rows through `psql`, tab-separated.
+fn psql(url: &str, query: &str) -> String {
+    let output = std::process::Command::new("/usr/lib/postgresql/15/bin/psql")
+        .args(["-X", "-A", "-t", "-d", url, "-c", query])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "psql: {output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+// Two threads: the PostgreSQL server starts (blocking) while nothing else needs the runtime, and
+// the sink's pool talks to it while the test waits on HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_and_postgres_each_take_their_streams() {
+    let postgres = tokio::task::spawn_blocking(crate::postgres_support::shared)
+        .await
+        .unwrap();
+    let lake = tempfile::tempdir().unwrap();
+    let mut warehouse = eventkit_sinks::PostgresSinkConfig::new(postgres.url());
+    warehouse.schema = "routing_fan_out".to_owned();
+    let mut server = TestServer::start(route_to(vec![
+        parquet_sink("pg_lake", &["*"], lake.path()),
+        SinkEntry {
+            name: "pg_warehouse".to_owned(),
+            streams: vec!["orders".to_owned()],
+            settings: SinkSettings::Postgres(warehouse),
+        },
+    ]))
+    .await;
+    for (stream, n) in [("orders", 3), ("web", 2)] {
+        let (status, body) = server
+            .post(&format!("/collect/{stream}"), events(stream, n))
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    server.stop().await;
+
+    assert_eq!(
+        message_ids(lake.path(), "orders"),
+        expected_ids("orders", 3)
+    );
+    assert_eq!(message_ids(lake.path(), "web"), expected_ids("web", 2));
+    let url = postgres.url();
+    let stored = psql(
+        &url,
+        "SELECT string_agg(message_id, ',' ORDER BY message_id) FROM routing_fan_out.orders",
+    );
+    assert_eq!(stored, expected_ids("orders", 3).join(","));
+    // `web` is not routed to the warehouse: no table was ever made for it.
+    assert_eq!(
+        psql(&url, "SELECT to_regclass('routing_fan_out.web') IS NULL"),
+        "t"
+    );
 }

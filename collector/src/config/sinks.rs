@@ -124,7 +124,8 @@ pub enum StreamPattern {
 
 impl StreamPattern {
     pub fn parse(pattern: &str) -> Result<Self, String> {
-        let stream_byte = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b);
+        let stream_byte =
+            |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b);
         if pattern == ALL_STREAMS {
             return Ok(Self::All);
         }
@@ -310,11 +311,17 @@ max_connections = 2
         figment::Jail::expect_with(|jail| {
             jail.clear_env();
             let config = Config::load(None).map_err(|e| e.to_string())?;
-            assert_eq!(config.sink_entries(), [parquet("default", &["*"], "./data")]);
+            assert_eq!(
+                config.sink_entries(),
+                [parquet("default", &["*"], "./data")]
+            );
 
             jail.set_env("EVENTKIT_SINK__URL", "memory://");
             let config = Config::load(None).map_err(|e| e.to_string())?;
-            assert_eq!(config.sink_entries(), [parquet("default", &["*"], "memory://")]);
+            assert_eq!(
+                config.sink_entries(),
+                [parquet("default", &["*"], "memory://")]
+            );
 
             // As before: the emulator variable reaches the shorthand's endpoint, and the list's.
             jail.set_env("STORAGE_EMULATOR_HOST", "http://127.0.0.1:4443");
@@ -345,7 +352,10 @@ max_connections = 2
     fn sink_and_sinks_given_together_name_both_keys() {
         let list = "[[sinks]]\nname = \"lake\"\ntype = \"parquet\"\nurl = \"/tmp/lake\"\n";
         let error = load_error(&format!("[sink]\nurl = \"./data\"\n\n{list}"));
-        assert!(error.contains("sink.url") && error.contains("[[sinks]]"), "{error}");
+        assert!(
+            error.contains("sink.url") && error.contains("[[sinks]]"),
+            "{error}"
+        );
         figment::Jail::expect_with(|jail| {
             jail.clear_env();
             jail.set_env("EVENTKIT_SINK__URL", "memory://");
@@ -363,25 +373,41 @@ max_connections = 2
             sinks: vec![parquet("lake", &["*"], "/tmp/lake")],
             ..Config::default()
         };
-        let error = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(error.contains("sink.url") && error.contains("[[sinks]]"), "{error}");
+        let error = config
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("sink.url") && error.contains("[[sinks]]"),
+            "{error}"
+        );
     }
 
     #[test]
     fn a_wrong_key_names_the_sink_and_the_key() {
         let error = load_error("[[sinks]]\nname = \"lake\"\ntype = \"parquet\"\nurll = \"/tmp\"\n");
         assert!(error.contains("sinks"), "{error}");
-        assert!(error.contains("\"lake\"") && error.contains("urll"), "{error}");
+        assert!(
+            error.contains("\"lake\"") && error.contains("urll"),
+            "{error}"
+        );
 
         let error = load_error(
             "[[sinks]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"postgresql://db\"\npasword = \"x\"\n",
         );
-        assert!(error.contains("\"pg\"") && error.contains("pasword"), "{error}");
+        assert!(
+            error.contains("\"pg\"") && error.contains("pasword"),
+            "{error}"
+        );
         // A parquet key on a postgres sink is as wrong as a misspelt one.
         let error = load_error(
             "[[sinks]]\nname = \"pg\"\ntype = \"postgres\"\nurl = \"postgresql://db\"\nendpoint = \"x\"\n",
         );
-        assert!(error.contains("\"pg\"") && error.contains("endpoint"), "{error}");
+        assert!(
+            error.contains("\"pg\"") && error.contains("endpoint"),
+            "{error}"
+        );
 
         let error = load_error("[[sinks]]\nname = \"lake\"\ntype = \"kafka\"\nurl = \"x\"\n");
         assert!(error.contains("kafka"), "{error}");
@@ -392,7 +418,11 @@ max_connections = 2
             sinks: entries,
             ..Config::default()
         };
-        config.validate().err().map(|e| e.to_string()).unwrap_or_default()
+        config
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -428,7 +458,10 @@ max_connections = 2
     fn names_and_patterns_are_checked_naming_the_sink() {
         let cases: [(Vec<SinkEntry>, &str); 6] = [
             (vec![parquet("Lake", &["*"], "/a")], "sink name \"Lake\""),
-            (vec![parquet(&"x".repeat(33), &["*"], "/a")], "1-32 characters"),
+            (
+                vec![parquet(&"x".repeat(33), &["*"], "/a")],
+                "1-32 characters",
+            ),
             (vec![parquet("", &["*"], "/a")], "1-32 characters"),
             (
                 vec![parquet("a", &["*"], "/a"), parquet("a", &["*"], "/b")],
@@ -438,7 +471,10 @@ max_connections = 2
                 vec![parquet("lake", &["*", "*web"], "/a")],
                 "sink \"lake\": stream pattern \"*web\"",
             ),
-            (vec![parquet("lake", &[], "/a")], "sink \"lake\": streams is empty"),
+            (
+                vec![parquet("lake", &[], "/a")],
+                "sink \"lake\": streams is empty",
+            ),
         ];
         for (entries, expected) in cases {
             let error = validate(entries);
@@ -446,6 +482,9 @@ max_connections = 2
             assert!(error.contains(expected), "{expected}: {error}");
         }
         let error = validate(vec![parquet("lake", &["*"], " ")]);
-        assert!(error.contains("sink \"lake\": url must not be empty"), "{error}");
+        assert!(
+            error.contains("sink \"lake\": url must not be empty"),
+            "{error}"
+        );
     }
 }
