@@ -1,20 +1,22 @@
-//! Per-stream batching between the queue and the sink: collect deliveries, flush on size, bytes
-//! or age, store the file (retrying until it is stored), then acknowledge.
+//! Per-stream batching between the queue and the sinks: collect deliveries, flush on size, bytes
+//! or age, store the table in every sink its stream goes to (each retried until it is stored),
+//! then acknowledge.
+
+mod fan_out;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventkit_model::{Batch, ColumnSizes, Table, TableBuilder};
-use eventkit_sinks::{Sink, SinkError};
-use futures::FutureExt;
+use eventkit_model::{Batch, ColumnSizes, TableBuilder};
+use eventkit_sinks::Sink;
 use tokio::task::{JoinError, JoinSet};
 
 use crate::config::BatchConfig;
 use crate::health::SinkHealth;
 use crate::queue::{Ack, Consumer, Delivery};
+use crate::routes::Routes;
 use crate::telemetry;
 
 /// Files being written at once: one per core keeps every core encoding (and a drain writes that
@@ -42,10 +44,6 @@ const MAX_TICK: Duration = Duration::from_millis(250);
 /// Streams whose last full batch's column sizes are kept to size the next one. Stream names
 /// come from clients, so this is bounded; streams past it simply grow their columns.
 const SIZED_STREAMS: usize = 1024;
-/// Retry backoff for a failing store: start fast for blips, cap so a long outage costs a
-/// probe every 30 s rather than a busy loop.
-const RETRY_FIRST: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// How a batcher's run ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +66,7 @@ struct Buffer {
 }
 
 pub struct Batcher {
-    sink: Arc<dyn Sink>,
+    routes: Arc<Routes>,
     limits: BatchConfig,
     health: Arc<SinkHealth>,
     buffers: HashMap<String, Buffer>,
@@ -80,9 +78,16 @@ pub struct Batcher {
 }
 
 impl Batcher {
+    /// One sink taking every stream, reporting to `health`'s first sink.
     pub fn new(sink: Arc<dyn Sink>, limits: BatchConfig, health: Arc<SinkHealth>) -> Self {
+        Self::routed(Arc::new(Routes::single(sink)), limits, health)
+    }
+
+    /// Each stream's tables to the sinks `routes` gives it; `health` has the same sinks in the
+    /// same order (`SinkHealth::new(routes.names())`).
+    pub fn routed(routes: Arc<Routes>, limits: BatchConfig, health: Arc<SinkHealth>) -> Self {
         Self {
-            sink,
+            routes,
             limits,
             health,
             buffers: HashMap::new(),
@@ -274,7 +279,7 @@ impl Batcher {
 
     fn spawn_flush(&mut self, stream: String, table: TableBuilder, acks: Vec<Ack>) {
         let rows = table.len();
-        // Kept for the error path only: `finish` takes the name into the table.
+        // Kept for the error paths only: `finish` takes the name into the table.
         let label = stream.clone();
         let table = match table.finish(stream) {
             Ok(table) => Arc::new(table),
@@ -286,70 +291,23 @@ impl Batcher {
                 return;
             }
         };
-        let sink = self.sink.clone();
+        let targets = self.routes.targets(&table.stream);
+        if targets.is_empty() {
+            // Validation requires a catch-all, so only routes built in code get here. Released,
+            // not acknowledged: a durable queue keeps the records.
+            tracing::error!(
+                stream = table.stream,
+                rows,
+                "no sink takes this stream; released unstored"
+            );
+            metrics::counter!(telemetry::WRITE_ERRORS, "stream" => label).increment(1);
+            return;
+        }
         let health = self.health.clone();
         self.flushes.spawn(async move {
-            store_until_written(sink.as_ref(), table, &health).await;
+            fan_out::store_everywhere(&targets, table, &health).await;
             acks.into_iter().for_each(Ack::ack);
         });
-    }
-}
-
-/// Accepted records are never dropped: a failing store is retried with backoff for as long as
-/// it takes, while the capacity it holds keeps the queue (and so memory) bounded and `/ready` false.
-async fn store_until_written(sink: &dyn Sink, table: Arc<Table>, health: &SinkHealth) {
-    let mut delay = RETRY_FIRST;
-    let stream = table.stream.clone();
-    loop {
-        let started = Instant::now();
-        // A panicking write is a failed write: the table is immutable and a sink leaves nothing
-        // visible from a failed call, so the same table is simply tried again.
-        let written = match AssertUnwindSafe(sink.write(table.clone()))
-            .catch_unwind()
-            .await
-        {
-            Ok(written) => written,
-            Err(panic) => {
-                metrics::counter!(telemetry::WRITE_PANICS).increment(1);
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(SinkError::Task(format!("the write panicked: {message}")))
-            }
-        };
-        match written {
-            Ok(files) => {
-                health.set(true);
-                metrics::histogram!(telemetry::FLUSH_SECONDS)
-                    .record(started.elapsed().as_secs_f64());
-                metrics::counter!(telemetry::BATCHES_WRITTEN, "stream" => stream.clone())
-                    .increment(1);
-                for file in files {
-                    metrics::counter!(telemetry::FILES_WRITTEN, "stream" => stream.clone())
-                        .increment(1);
-                    metrics::counter!(telemetry::ROWS_WRITTEN, "stream" => stream.clone())
-                        .increment(file.rows as u64);
-                    metrics::counter!(telemetry::BYTES_WRITTEN, "stream" => stream.clone())
-                        .increment(file.bytes);
-                    tracing::debug!(
-                        path = file.path,
-                        rows = file.rows,
-                        bytes = file.bytes,
-                        "file stored"
-                    );
-                }
-                return;
-            }
-            Err(error) => {
-                health.set(false);
-                metrics::counter!(telemetry::WRITE_ERRORS, "stream" => stream.clone()).increment(1);
-                tracing::warn!(%error, stream, rows = table.num_rows(), retry_in = ?delay, "write failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(RETRY_MAX);
-            }
-        }
     }
 }
 
@@ -359,7 +317,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
-    use eventkit_sinks::WrittenFile;
+    use eventkit_model::Table;
+    use eventkit_sinks::{SinkError, WrittenFile};
 
     use super::*;
     use crate::queue::wal::WalOptions;
@@ -582,5 +541,82 @@ mod tests {
             stored_per_stream,
             [("a", 5), ("b", 2)].into_iter().collect()
         );
+    }
+
+    fn stored(sink: &FlakySink) -> Vec<(String, usize)> {
+        sink.stored.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    fn two_sinks(
+        first: (&str, &str, Arc<FlakySink>),
+        second: (&str, &str, Arc<FlakySink>),
+    ) -> (Arc<Routes>, Arc<SinkHealth>) {
+        let route = |(name, pattern, sink): (&str, &str, Arc<FlakySink>)| {
+            let pattern =
+                crate::config::StreamPattern::parse(pattern).unwrap_or_else(|e| panic!("{e}"));
+            let sink: Arc<dyn Sink> = sink;
+            (name.to_owned(), vec![pattern], sink)
+        };
+        let routes = Routes::new(vec![route(first), route(second)]);
+        let health = Arc::new(SinkHealth::new(routes.names()));
+        (Arc::new(routes), health)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_stream_is_stored_in_exactly_the_sinks_its_patterns_name() {
+        let web = Arc::new(FlakySink::default());
+        let lake = Arc::new(FlakySink::default());
+        let (routes, health) = two_sinks(("web", "web*", web.clone()), ("lake", "*", lake.clone()));
+        let (queue, consumer) = InProcessQueue::new(100, 1 << 20);
+        let batcher = tokio::spawn(Batcher::routed(routes, limits(5), health).run(consumer));
+        assert_eq!(
+            queue
+                .enqueue(vec![batch("web-eu", 5), batch("app", 5)])
+                .await,
+            Ok(())
+        );
+        queue.close();
+        assert!(batcher.await.is_ok());
+        assert_eq!(stored(&web), [("web-eu".to_owned(), 5)]);
+        let mut in_lake = stored(&lake);
+        in_lake.sort();
+        assert_eq!(in_lake, [("app".to_owned(), 5), ("web-eu".to_owned(), 5)]);
+        assert_eq!(queue.depth(), 0);
+    }
+
+    /// The rule at-least-once across sinks rests on: deliveries are acknowledged only once every
+    /// sink has the table, and a sink that has it is not written it again meanwhile.
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_sink_holds_the_acks_and_the_healthy_sink_stores_once() {
+        let lake = Arc::new(FlakySink::default());
+        let pg = Arc::new(FlakySink {
+            failures: AtomicUsize::new(4),
+            ..FlakySink::default()
+        });
+        let (routes, health) = two_sinks(("lake", "*", lake.clone()), ("pg", "*", pg.clone()));
+        let (queue, consumer) = InProcessQueue::new(100, 1 << 20);
+        let batcher =
+            tokio::spawn(Batcher::routed(routes, limits(5), health.clone()).run(consumer));
+        assert_eq!(queue.enqueue(vec![batch("a", 5)]).await, Ok(()));
+
+        // Tries at 0, 100, 300 and 700 ms have failed by now; the next, at 1.5 s, succeeds.
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        // Only pg's loop retries: lake has its one copy.
+        assert_eq!(stored(&lake), [("a".to_owned(), 5)]);
+        assert!(stored(&pg).is_empty());
+        assert_eq!(health.failing(), ["pg"]);
+        assert_eq!(
+            queue.depth(),
+            5,
+            "unacknowledged while pg has not stored it"
+        );
+
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(health.is_healthy());
+        assert_eq!(queue.depth(), 0);
+        assert_eq!(stored(&lake), [("a".to_owned(), 5)], "never written twice");
+        assert_eq!(stored(&pg), [("a".to_owned(), 5)]);
+        queue.close();
+        assert!(batcher.await.is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! environment variables (`EVENTKIT_<SECTION>__<KEY>`). Validated once, at start-up.
 
 mod access;
+mod sinks;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,10 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use access::{AuthConfig, CorsConfig, SourceConfig, WriteKey, parse_pairs};
+pub use sinks::{
+    ALL_STREAMS, DEFAULT_SINK_NAME, MAX_SINK_NAME_BYTES, MAX_SINKS, ParquetSinkSettings, SinkEntry,
+    SinkSettings, StreamPattern,
+};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -19,7 +24,13 @@ pub struct Config {
     pub server: ServerConfig,
     pub queue: QueueConfig,
     pub batch: BatchConfig,
+    /// The one-sink shorthand; see `sinks`.
     pub sink: SinkConfig,
+    /// Several sinks, each taking the streams its patterns name (file only: no environment
+    /// override). Empty: `sink` is one Parquet sink named `default` taking every stream.
+    /// Never serialized: only the defaults are, and they have none.
+    #[serde(skip_serializing)]
+    pub sinks: Vec<SinkEntry>,
     /// Segment sources: write key → stream.
     #[serde(deserialize_with = "access::deserialize_sources")]
     pub sources: Vec<SourceConfig>,
@@ -268,17 +279,30 @@ pub enum ConfigError {
 impl Config {
     /// Defaults, then `file` (if given), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        let mut given = Figment::new();
         if let Some(file) = file {
-            figment = figment.merge(Toml::file_exact(file));
+            given = given.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(Env::prefixed("EVENTKIT_").split("__"));
-        let mut config: Config = figment
+        given = given.merge(Env::prefixed("EVENTKIT_").split("__"));
+        // Asked of what was given, not of the merged defaults, which always have a `sink.url`.
+        if given.contains("sink") && given.contains("sinks") {
+            return Err(sinks::both_given());
+        }
+        let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(given)
             .extract()
             .map_err(|e| ConfigError::Load(describe(e)))?;
         // Google's clients treat STORAGE_EMULATOR_HOST as "use this emulator"; so does eventkit.
-        if config.sink.gcs_endpoint.is_none() {
-            config.sink.gcs_endpoint = non_empty_env("STORAGE_EMULATOR_HOST");
+        let emulator = non_empty_env("STORAGE_EMULATOR_HOST");
+        if config.sinks.is_empty() && config.sink.gcs_endpoint.is_none() {
+            config.sink.gcs_endpoint = emulator.clone();
+        }
+        for entry in &mut config.sinks {
+            if let SinkSettings::Parquet(parquet) = &mut entry.settings
+                && parquet.endpoint.is_none()
+            {
+                parquet.endpoint = emulator.clone();
+            }
         }
         if config.pubsub.emulator_host.is_none() {
             config.pubsub.emulator_host = non_empty_env("PUBSUB_EMULATOR_HOST");
@@ -321,13 +345,26 @@ impl Config {
         }
         self.validate_wal()?;
         self.validate_access()?;
-        if self.sink.url.trim().is_empty() {
+        if self.sinks.is_empty() && self.sink.url.trim().is_empty() {
             return Err(ConfigError::Invalid {
                 key: "sink.url",
                 reason: "must not be empty".to_owned(),
             });
         }
-        Ok(())
+        // Set in code rather than loaded (load catches it first, with an explicit default too).
+        if !self.sinks.is_empty() && self.sink != SinkConfig::default() {
+            return Err(sinks::both_given());
+        }
+        sinks::validate(&self.sink_entries())
+    }
+
+    /// Every sink, in config order: `[[sinks]]`, or the one `[sink]` describes.
+    pub fn sink_entries(&self) -> Vec<SinkEntry> {
+        if self.sinks.is_empty() {
+            vec![SinkEntry::shorthand(&self.sink)]
+        } else {
+            self.sinks.clone()
+        }
     }
 }
 

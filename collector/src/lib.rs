@@ -9,6 +9,7 @@ pub mod health;
 pub mod http;
 pub mod loader;
 pub mod queue;
+pub mod routes;
 pub mod server;
 pub mod streams;
 pub mod telemetry;

@@ -15,12 +15,11 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::batcher::Batcher;
 use crate::config::Config;
 use crate::dedup::DedupWindow;
 use crate::health::SinkHealth;
 use crate::queue::pubsub::{PubsubConsumer, PullHealth, connect};
-use crate::server::{ServerError, open_sink};
+use crate::server::{ServerError, open_batcher};
 use crate::telemetry;
 
 #[derive(Clone)]
@@ -37,7 +36,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let sink = open_sink(&config)?;
+    let (batcher, sink_health) = open_batcher(&config).await?;
     let names = connect::names(&config.pubsub);
     connect::ensure_subscription(&config.pubsub, &names).await?;
     let subscriber = connect::subscriber(&config.pubsub).await?;
@@ -69,9 +68,7 @@ pub async fn run(
         config.queue.capacity_bytes,
         stopped,
     );
-    let sink_health = Arc::new(SinkHealth::default());
-    let writer =
-        tokio::spawn(Batcher::new(sink, config.batch.clone(), sink_health.clone()).run(consumer));
+    let writer = tokio::spawn(batcher.run(consumer));
 
     let probes = Probes {
         pull,
@@ -84,7 +81,7 @@ pub async fn run(
         .route("/metrics", get(metrics))
         .with_state(probes);
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, subscription = names.subscription, sink = %config.sink.url, "eventkit loader listening");
+        tracing::info!(%addr, subscription = names.subscription, sinks = %crate::routes::describe(&config), "eventkit loader listening");
     }
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let probes_served = tokio::spawn(async move {
@@ -112,7 +109,7 @@ async fn health() -> Response {
     (StatusCode::OK, axum::Json(json!({ "status": "ok" }))).into_response()
 }
 
-/// Ready: the subscription is being pulled and the last write to the sink succeeded.
+/// Ready: the subscription is being pulled and the last write to every sink succeeded.
 async fn ready(State(probes): State<Probes>) -> Response {
     let pull_ok = probes.pull.is_healthy();
     let sink_ok = probes.sink.is_healthy();
@@ -121,11 +118,13 @@ async fn ready(State(probes): State<Probes>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "ready": pull_ok && sink_ok,
-        "pull": if pull_ok { "ok" } else { "failing" },
-        "sink": if sink_ok { "ok" } else { "failing" },
-    });
+    // `sink`, `sinks` by name and `failing_sinks`.
+    let mut body = probes.sink.report();
+    body.insert("ready".to_owned(), (pull_ok && sink_ok).into());
+    body.insert(
+        "pull".to_owned(),
+        if pull_ok { "ok" } else { "failing" }.into(),
+    );
     (status, axum::Json(body)).into_response()
 }
 

@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use eventkit_sinks::store::open_store_with;
-use eventkit_sinks::{ParquetSink, Sink};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -20,15 +18,14 @@ use crate::http::{AppState, Auth, HttpServer, ServeLimits, ServerState, router};
 use crate::queue::pubsub::{PublishLoop, PubsubQueue, connect};
 use crate::queue::wal::{WalError, WalOptions};
 use crate::queue::{Deduplicated, InProcessQueue, Queue, WalQueue};
+use crate::routes::{self, OpenError};
 use crate::streams::StreamRegistry;
 use crate::telemetry::{self, IngestCounters};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error("sink.url")]
-    Store(#[from] eventkit_sinks::StoreError),
-    #[error("sink")]
-    Sink(#[from] eventkit_sinks::SinkError),
+    #[error("opening sinks")]
+    Sinks(#[from] OpenError),
     #[error("pubsub")]
     Pubsub(#[from] crate::queue::pubsub::connect::ConnectError),
     #[error("write-ahead log")]
@@ -47,13 +44,11 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let sink_health = Arc::new(SinkHealth::default());
-    let (queue, drained) = match config.queue.mode {
+    let (queue, drained, sink_health) = match config.queue.mode {
         QueueMode::Async => {
-            let sink = open_sink(&config)?;
-            let batcher = Batcher::new(sink, config.batch.clone(), sink_health.clone());
+            let (batcher, sink_health) = open_batcher(&config).await?;
             let (queue, drained) = start_async(&config, batcher).await?;
-            (queue, drained)
+            (queue, drained, sink_health)
         }
         QueueMode::Pubsub => {
             let pubsub = &config.pubsub;
@@ -72,7 +67,9 @@ pub async fn run(
                 queue.health(),
             ));
             let queue: Arc<dyn Queue> = queue;
-            (queue, Drained::Publisher(published))
+            // The loaders write; this collector has no sink to report on.
+            let no_sinks = Arc::new(SinkHealth::new(std::iter::empty::<String>()));
+            (queue, Drained::Publisher(published), no_sinks)
         }
     };
 
@@ -117,7 +114,7 @@ pub async fn run(
         body_timeout: Duration::from_millis(server.body_timeout_ms),
     };
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, sink = %config.sink.url, mode = ?config.queue.mode, max_connections = limits.max_connections, "eventkit listening");
+        tracing::info!(%addr, sinks = %routes::describe(&config), mode = ?config.queue.mode, max_connections = limits.max_connections, "eventkit listening");
     }
     let mut http = HttpServer::start(listener, router(state), state, limits);
     shutdown.await;
@@ -235,8 +232,13 @@ fn dedup_window(config: &Config) -> DedupWindow {
     )
 }
 
-/// The sink `[sink]` describes, for the batcher of `async` mode and of the loader.
-pub(crate) fn open_sink(config: &Config) -> Result<Arc<dyn Sink>, ServerError> {
-    let store = open_store_with(&config.sink.url, config.sink.gcs_endpoint.as_deref())?;
-    Ok(Arc::new(ParquetSink::new(store)?))
+/// The batcher of `async` mode and of the loader, writing to every configured sink, and the
+/// health it reports each sink's writes to.
+pub(crate) async fn open_batcher(
+    config: &Config,
+) -> Result<(Batcher, Arc<SinkHealth>), ServerError> {
+    let routes = routes::open(config).await?;
+    let health = Arc::new(SinkHealth::new(routes.names()));
+    let batcher = Batcher::routed(Arc::new(routes), config.batch.clone(), health.clone());
+    Ok((batcher, health))
 }

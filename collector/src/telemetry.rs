@@ -24,6 +24,11 @@ pub const FILES_WRITTEN: &str = "eventkit_files_written_total";
 pub const ROWS_WRITTEN: &str = "eventkit_rows_written_total";
 pub const BYTES_WRITTEN: &str = "eventkit_bytes_written_total";
 pub const WRITE_ERRORS: &str = "eventkit_write_errors_total";
+/// Per sink (`sink` label: configured names, at most `config::MAX_SINKS`): tables stored,
+/// rows stored, failed writes. The `stream`-labelled counters above add up every sink's writes.
+pub const SINK_BATCHES_WRITTEN: &str = "eventkit_sink_batches_written_total";
+pub const SINK_ROWS_WRITTEN: &str = "eventkit_sink_rows_written_total";
+pub const SINK_WRITE_ERRORS: &str = "eventkit_sink_write_errors_total";
 pub const FLUSH_SECONDS: &str = "eventkit_flush_seconds";
 pub const PUBSUB_MESSAGES_PUBLISHED: &str = "eventkit_pubsub_messages_published_total";
 pub const PUBSUB_BYTES_PUBLISHED: &str = "eventkit_pubsub_bytes_published_total";

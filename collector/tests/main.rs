@@ -5,6 +5,10 @@
 mod common;
 #[path = "../../sinks/tests/gcs_support/mod.rs"]
 mod gcs_support;
+// The sinks tests' PostgreSQL server, for the parquet + postgres fan-out.
+#[path = "../../sinks/tests/postgres_support/mod.rs"]
+#[allow(dead_code)]
+mod postgres_support;
 mod sdk;
 
 mod async_dedup;
@@ -18,4 +22,5 @@ mod pubsub_e2e;
 mod round_trip;
 mod segment_api;
 mod segment_sdks;
+mod sink_routing;
 mod wal_crash;

@@ -211,6 +211,63 @@ async fn two_collectors_and_two_loaders_pubsub_mode() {
 /// pulls (its batches never come of age), so the kill finds it holding events it has not stored;
 /// a loader that acknowledged on receipt would lose them here. An SDK's retry of events the new
 /// loader already stored is removed inside its window.
+/// The loader routes through the same batcher as `async` mode: `[[sinks]]` split by pattern,
+/// each stream's events in exactly its sinks, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_loader_writes_each_stream_to_the_sinks_its_patterns_name() {
+    use eventkit::config::{ParquetSinkSettings, SinkConfig, SinkEntry, SinkSettings};
+    let pubsub = Pubsub::shared("routed");
+    let (web_dir, lake_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sink = |name: &str, pattern: &str, dir: &Path| SinkEntry {
+        name: name.to_owned(),
+        streams: vec![pattern.to_owned()],
+        settings: SinkSettings::Parquet(ParquetSinkSettings {
+            url: format!("file://{}", dir.display()),
+            endpoint: None,
+        }),
+    };
+    let mut config = Config::default();
+    pubsub.configure(&mut config, lake_dir.path());
+    config.sink = SinkConfig::default();
+    config.sinks = vec![
+        sink("loader_web", "web*", web_dir.path()),
+        sink("loader_lake", "*", lake_dir.path()),
+    ];
+    let mut loader = TestLoader::start(config).await;
+    let mut collector = TestServer::start(|c| pubsub.configure(c, lake_dir.path())).await;
+    let web = ids("routed-web", 0..20);
+    assert_eq!(send(&collector, &web).await, 202);
+    let app: Vec<Value> = (0..5)
+        .map(|n| track(&format!("routed-app-{n}"), n))
+        .collect();
+    let (status, _) = collector
+        .post("/collect/app", json!({ "batch": app }).to_string())
+        .await;
+    assert_eq!(status, 202);
+    collector.stop().await;
+
+    let once = |prefix: &str, n: usize| -> BTreeMap<String, usize> {
+        (0..n).map(|i| (format!("{prefix}-{i}"), 1)).collect()
+    };
+    let expected_web: BTreeMap<String, usize> = web.iter().map(|id| (id.clone(), 1)).collect();
+    let started = Instant::now();
+    while landed(lake_dir.path(), "app").len() < 5
+        || landed(lake_dir.path(), "web").len() < web.len()
+        || landed(web_dir.path(), "web").len() < web.len()
+    {
+        assert!(
+            started.elapsed() < LANDING_TIMEOUT,
+            "the events did not land"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    loader.stop().await;
+    assert_eq!(landed(web_dir.path(), "web"), expected_web);
+    assert_eq!(landed(lake_dir.path(), "web"), expected_web);
+    assert_eq!(landed(lake_dir.path(), "app"), once("routed-app", 5));
+    assert!(landed(web_dir.path(), "app").is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_loader_killed_mid_run_loses_nothing() {
     let data = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@ pub async fn health() -> Response {
 }
 
 /// Ready means a request sent now would be accepted and stored: the collector is not stopping,
-/// the queue has room and the last write to the sink succeeded.
+/// the queue has room and the last write to every sink succeeded (a failing one is named).
 pub async fn ready(State(state): State<AppState>) -> Response {
     let queue_ok = state.queue.has_room();
     let sink_ok = state.sink_health.is_healthy();
@@ -29,12 +29,14 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "ready": queue_ok && sink_ok,
-        "queue": if queue_ok { "ok" } else { "full" },
-        "sink": if sink_ok { "ok" } else { "failing" },
-        "queue_depth": state.queue.depth(),
-    });
+    // `sink`, `sinks` by name and `failing_sinks`.
+    let mut body = state.sink_health.report();
+    body.insert("ready".to_owned(), (queue_ok && sink_ok).into());
+    body.insert(
+        "queue".to_owned(),
+        if queue_ok { "ok" } else { "full" }.into(),
+    );
+    body.insert("queue_depth".to_owned(), state.queue.depth().into());
     (status, Json(body)).into_response()
 }
 
