@@ -4,11 +4,16 @@
 // The collector's tests read documented code blocks the same way; one helper serves both.
 #[path = "../../collector/tests/common/docs.rs"]
 mod docs;
+mod azure_support;
+mod emulator_support;
 mod gcs_support;
 mod postgres_support;
+mod s3_support;
 
+mod azure_store;
 mod gcs_store;
 mod parquet_sink;
 mod postgres_documented;
 mod postgres_sink;
 mod postgres_throughput;
+mod s3_store;
