@@ -31,6 +31,10 @@ impl Azurite {
         }
     }
 
+    pub fn endpoint(&self) -> String {
+        self.emulator.endpoint()
+    }
+
     /// The account's blob URL, path-style as Azurite serves it.
     pub fn account_url(&self) -> String {
         format!("{}/{EMULATOR_ACCOUNT}", self.emulator.endpoint())

@@ -12,6 +12,7 @@ mod s3_support;
 
 mod azure_store;
 mod gcs_store;
+mod object_stores_documented;
 mod parquet_sink;
 mod postgres_documented;
 mod postgres_sink;

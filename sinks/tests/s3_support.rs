@@ -31,9 +31,13 @@ impl Moto {
 
     pub fn fresh_bucket(&self) -> String {
         let name = unique_name();
+        self.create_bucket(&name);
+        name
+    }
+
+    pub fn create_bucket(&self, name: &str) {
         let status = http(self.emulator.port(), "PUT", &format!("/{name}"), None);
         assert_eq!(status, Some(200), "create bucket {name}");
-        name
     }
 
     /// moto accepts any key pair; passing one exercises request signing.
