@@ -18,3 +18,4 @@ mod postgres_documented;
 mod postgres_sink;
 mod postgres_throughput;
 mod s3_store;
+mod store_urls;
