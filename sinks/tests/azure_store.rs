@@ -39,7 +39,7 @@ async fn parquet_sink_through_az_url_matches_local() {
     for (scheme, prefix) in [("az", "events"), ("azure", "other/events")] {
         let url = format!("{scheme}://{container}/{prefix}");
         let store = open_store_with(&url, Some(&azurite.account_url())).unwrap();
-        let files = assert_written_like_local(store).await;
+        let files = assert_written_like_local(store.clone(), store).await;
 
         let raw: Arc<dyn ObjectStore> =
             Arc::new(azure::build(&azurite.options(&container)).unwrap());

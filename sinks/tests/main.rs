@@ -2,9 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 // The collector's tests read documented code blocks the same way; one helper serves both.
+mod azure_support;
 #[path = "../../collector/tests/common/docs.rs"]
 mod docs;
-mod azure_support;
 mod emulator_support;
 mod gcs_support;
 mod postgres_support;

@@ -38,9 +38,13 @@ fn table(stream: &str, events: Vec<Event>) -> Arc<Table> {
 }
 
 /// Writes the same tables through `store` and through a local directory: both must hold the
-/// same Hive partitions with byte-identical files (names differ: they are uuid v7). Returns
-/// the files in `store`, sorted.
-pub async fn assert_written_like_local(store: Arc<dyn ObjectStore>) -> Vec<String> {
+/// same Hive partitions with byte-identical files (names differ: they are uuid v7), read back
+/// through `reader` (the same objects; a signed store where `store` writes unsigned). Returns
+/// the files, sorted.
+pub async fn assert_written_like_local(
+    store: Arc<dyn ObjectStore>,
+    reader: Arc<dyn ObjectStore>,
+) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let local = open_store(dir.path().to_str().unwrap()).unwrap();
     for target in [&store, &local] {
@@ -55,7 +59,7 @@ pub async fn assert_written_like_local(store: Arc<dyn ObjectStore>) -> Vec<Strin
             .collect();
         sink.write(table("app", app)).await.unwrap();
     }
-    let remote = files_by_partition(&store).await;
+    let remote = files_by_partition(&reader).await;
     let local = files_by_partition(&local).await;
     let partitions = |files: &[(String, String, Bytes)]| -> Vec<String> {
         files.iter().map(|(dir, _, _)| dir.clone()).collect()
@@ -83,7 +87,13 @@ async fn files_by_partition(store: &Arc<dyn ObjectStore>) -> Vec<(String, String
         let path = meta.location.to_string();
         let (dir, name) = path.rsplit_once('/').unwrap();
         assert!(name.ends_with(".parquet"), "{path}");
-        let bytes = store.get(&meta.location).await.unwrap().bytes().await.unwrap();
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_eq!(bytes.len() as u64, meta.size, "{path}");
         files.push((dir.to_owned(), path.clone(), bytes));
     }
@@ -187,6 +197,7 @@ fn columns_started_at_a_previous_size_hold_the_same_rows() {
 
 #[tokio::test]
 async fn memory_store_holds_what_a_local_directory_does() {
-    let files = assert_written_like_local(open_store("memory://").unwrap()).await;
+    let store = open_store("memory://").unwrap();
+    let files = assert_written_like_local(store.clone(), store).await;
     assert_eq!(files.len(), 3);
 }

@@ -13,7 +13,12 @@ fn reason(url: &str, endpoint: Option<&str>) -> String {
 
 #[test]
 fn cloud_urls_need_a_bucket_or_container() {
-    for url in ["s3:///events", "az:///events", "azure:///events", "gs:///events"] {
+    for url in [
+        "s3:///events",
+        "az:///events",
+        "azure:///events",
+        "gs:///events",
+    ] {
         assert!(reason(url, None).contains("needs a bucket"), "{url}");
     }
 }
@@ -31,8 +36,14 @@ async fn emulator_endpoints_build_for_every_cloud_scheme() {
     let cases = [
         ("s3://eventkit-dev/events", "http://127.0.0.1:9000"),
         ("s3://eventkit-dev", "127.0.0.1:9000"),
-        ("az://eventkit-dev/events", "http://127.0.0.1:10000/devstoreaccount1"),
-        ("azure://eventkit-dev/a/b", "127.0.0.1:10000/devstoreaccount1/"),
+        (
+            "az://eventkit-dev/events",
+            "http://127.0.0.1:10000/devstoreaccount1",
+        ),
+        (
+            "azure://eventkit-dev/a/b",
+            "127.0.0.1:10000/devstoreaccount1/",
+        ),
         ("gs://eventkit-dev/events", "http://127.0.0.1:4443"),
     ];
     for (url, endpoint) in cases {

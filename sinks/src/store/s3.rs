@@ -58,14 +58,15 @@ fn configure(mut builder: AmazonS3Builder, options: &S3Options) -> Result<Amazon
     }
     if let Some(endpoint) = &options.endpoint {
         let endpoint = super::http_url(endpoint);
+        let plain_http = endpoint.starts_with("http://");
         // Emulators and most S3-compatible servers have no per-bucket DNS names.
         builder = builder
-            .with_allow_http(endpoint.starts_with("http://"))
+            .with_allow_http(plain_http)
             .with_virtual_hosted_style_request(false)
             .with_endpoint(endpoint);
-        // Without any configured credentials the crate would ask EC2's metadata service,
-        // which an emulator host does not have; unsigned requests are what emulators accept.
-        if !has_credentials(&builder) {
+        // Without configured credentials the crate would ask EC2's metadata service, which a
+        // local emulator's host lacks. Over https it may be a VPC endpoint, so IMDS stays.
+        if plain_http && !has_credentials(&builder) {
             builder = builder.with_skip_signature(true);
         }
     }

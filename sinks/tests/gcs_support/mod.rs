@@ -6,8 +6,8 @@
 
 use std::process::Command;
 
-pub use crate::emulator_support::{free_port, http};
 use crate::emulator_support::{Emulator, ensure_installed, unique_name};
+pub use crate::emulator_support::{free_port, http};
 
 pub struct FakeGcs {
     emulator: Emulator,
@@ -31,7 +31,14 @@ impl FakeGcs {
         let command = move |port: u16, root: &std::path::Path| {
             let mut command = Command::new(&binary);
             command
-                .args(["-scheme", "http", "-host", "127.0.0.1", "-log-level", "warn"])
+                .args([
+                    "-scheme",
+                    "http",
+                    "-host",
+                    "127.0.0.1",
+                    "-log-level",
+                    "warn",
+                ])
                 .args(["-backend", backend])
                 .arg("-port")
                 .arg(port.to_string())
