@@ -11,6 +11,7 @@ mod postgres_support;
 mod s3_support;
 
 mod azure_store;
+mod conformance;
 mod gcs_store;
 mod object_stores_documented;
 mod parquet_sink;

@@ -79,6 +79,24 @@ pub async fn assert_written_like_local(
     remote.into_iter().map(|(_, path, _)| path).collect()
 }
 
+/// Every key in `store` (under `prefix`), sorted.
+pub async fn sorted_keys(store: &Arc<dyn ObjectStore>, prefix: Option<&str>) -> Vec<String> {
+    let prefix = prefix.map(object_store::path::Path::from);
+    let mut keys: Vec<String> = store
+        .list(prefix.as_ref())
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+/// Where files a store scoped to `prefix` wrote appear in the unscoped bucket.
+pub fn prefixed(prefix: &str, files: &[String]) -> Vec<String> {
+    files.iter().map(|f| format!("{prefix}/{f}")).collect()
+}
+
 /// (partition, path, contents) of every file, by partition; each test partition holds one.
 async fn files_by_partition(store: &Arc<dyn ObjectStore>) -> Vec<(String, String, Bytes)> {
     let listed: Vec<_> = store.list(None).try_collect().await.unwrap();

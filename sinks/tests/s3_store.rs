@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use eventkit_sinks::store::{open_store_with, s3};
 use futures::TryStreamExt as _;
+use object_store::ObjectStore;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, integration};
 
-use crate::parquet_sink::assert_written_like_local;
+use crate::conformance;
+use crate::parquet_sink::{assert_written_like_local, prefixed, sorted_keys};
 use crate::s3_support::Moto;
 
 /// object_store's own conformance suite, the parts an S3 bucket without versioning supports.
@@ -17,18 +18,7 @@ use crate::s3_support::Moto;
 async fn conformance_suite() {
     let moto = Moto::start();
     let s = s3::build(&moto.options(&moto.fresh_bucket())).unwrap();
-    integration::put_get_delete_list(&s).await;
-    integration::list_with_offset_exclusivity(&s).await;
-    integration::get_opts(&s).await;
-    integration::put_opts(&s, true).await;
-    integration::list_uses_directories_correctly(&s).await;
-    integration::list_with_delimiter(&s).await;
-    integration::rename_and_copy(&s).await;
-    integration::stream_get(&s).await;
-    integration::multipart(&s, &s).await;
-    integration::multipart_put_part_out_of_order(&s, &s).await;
-    integration::multipart_race_condition(&s, true).await;
-    integration::multipart_out_of_order(&s).await;
+    conformance::cloud_store(&s, true).await;
 }
 
 /// `s3://bucket/prefix` with an http endpoint and no configured credentials (unsigned, as the
@@ -43,16 +33,7 @@ async fn parquet_sink_through_s3_url_matches_local() {
     let raw: Arc<dyn ObjectStore> = Arc::new(s3::build(&moto.options(&bucket)).unwrap());
     let reader = Arc::new(PrefixStore::new(raw.clone(), "events"));
     let files = assert_written_like_local(store, reader).await;
-
-    let mut keys: Vec<String> = raw
-        .list(None)
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .unwrap();
-    keys.sort();
-    let expected: Vec<String> = files.iter().map(|f| format!("events/{f}")).collect();
-    assert_eq!(keys, expected);
+    assert_eq!(sorted_keys(&raw, None).await, prefixed("events", &files));
     assert!(
         raw.list(Some(&Path::from("stream=web")))
             .try_collect::<Vec<_>>()
