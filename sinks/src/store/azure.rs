@@ -73,7 +73,9 @@ fn configure(
     }
     if let Some(endpoint) = &options.endpoint {
         let endpoint = super::http_url(endpoint);
+        // The crate's emulator mode (AZURE_STORAGE_USE_EMULATOR) would ignore this endpoint.
         builder = builder
+            .with_use_emulator(false)
             .with_allow_http(endpoint.starts_with("http://"))
             .with_endpoint(endpoint);
     }

@@ -60,9 +60,11 @@ fn configure(mut builder: AmazonS3Builder, options: &S3Options) -> Result<Amazon
         let endpoint = super::http_url(endpoint);
         let plain_http = endpoint.starts_with("http://");
         // Emulators and most S3-compatible servers have no per-bucket DNS names.
+        // AWS_ENDPOINT_URL_S3 would otherwise win over the endpoint given here.
         builder = builder
             .with_allow_http(plain_http)
             .with_virtual_hosted_style_request(false)
+            .with_config(AmazonS3ConfigKey::S3Endpoint, &endpoint)
             .with_endpoint(endpoint);
         // Without configured credentials the crate would ask EC2's metadata service, which a
         // local emulator's host lacks. Over https it may be a VPC endpoint, so IMDS stays.
