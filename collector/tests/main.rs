@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../../sinks/tests/emulator_support/mod.rs"]
+mod emulator_support;
 #[path = "../../sinks/tests/gcs_support/mod.rs"]
 mod gcs_support;
 // The sinks tests' PostgreSQL server, for the parquet + postgres fan-out.

@@ -1,5 +1,5 @@
 //! The Parquet sink over an in-memory store: files land in the partition of their hour, whole,
-//! with every row.
+//! with every row. [`assert_written_like_local`] checks a cloud store against a local directory.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use eventkit_model::{
 };
 use eventkit_sinks::{ParquetSink, Sink, open_store};
 use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 fn event(id: &str, received_at: &str) -> Event {
@@ -35,6 +35,88 @@ fn table(stream: &str, events: Vec<Event>) -> Arc<Table> {
         records: Records::Events(events),
     };
     Arc::new(Table::from_batch(batch).unwrap())
+}
+
+/// Writes the same tables through `store` and through a local directory: both must hold the
+/// same Hive partitions with byte-identical files (names differ: they are uuid v7), read back
+/// through `reader` (the same objects; a signed store where `store` writes unsigned). Returns
+/// the files, sorted.
+pub async fn assert_written_like_local(
+    store: Arc<dyn ObjectStore>,
+    reader: Arc<dyn ObjectStore>,
+) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let local = open_store(dir.path().to_str().unwrap()).unwrap();
+    for target in [&store, &local] {
+        let sink = ParquetSink::new(target.clone()).unwrap();
+        let web = vec![
+            event("a", "2026-01-01T09:59:59Z"),
+            event("b", "2026-01-01T10:00:00Z"),
+        ];
+        sink.write(table("web", web)).await.unwrap();
+        let app = (0..5_000)
+            .map(|i| event(&format!("m{i}"), "2026-01-02T23:00:00Z"))
+            .collect();
+        sink.write(table("app", app)).await.unwrap();
+    }
+    let remote = files_by_partition(&reader).await;
+    let local = files_by_partition(&local).await;
+    let partitions = |files: &[(String, String, Bytes)]| -> Vec<String> {
+        files.iter().map(|(dir, _, _)| dir.clone()).collect()
+    };
+    assert_eq!(partitions(&remote), partitions(&local));
+    assert_eq!(
+        partitions(&remote),
+        [
+            "stream=app/date=2026-01-02/hour=23",
+            "stream=web/date=2026-01-01/hour=09",
+            "stream=web/date=2026-01-01/hour=10",
+        ]
+    );
+    for ((dir, _, remote), (_, _, local)) in remote.iter().zip(&local) {
+        assert!(remote == local, "{dir}: the files differ");
+    }
+    remote.into_iter().map(|(_, path, _)| path).collect()
+}
+
+/// Every key in `store` (under `prefix`), sorted.
+pub async fn sorted_keys(store: &Arc<dyn ObjectStore>, prefix: Option<&str>) -> Vec<String> {
+    let prefix = prefix.map(object_store::path::Path::from);
+    let mut keys: Vec<String> = store
+        .list(prefix.as_ref())
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+/// Where files a store scoped to `prefix` wrote appear in the unscoped bucket.
+pub fn prefixed(prefix: &str, files: &[String]) -> Vec<String> {
+    files.iter().map(|f| format!("{prefix}/{f}")).collect()
+}
+
+/// (partition, path, contents) of every file, by partition; each test partition holds one.
+async fn files_by_partition(store: &Arc<dyn ObjectStore>) -> Vec<(String, String, Bytes)> {
+    let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
+    let mut files = Vec::new();
+    for meta in listed {
+        let path = meta.location.to_string();
+        let (dir, name) = path.rsplit_once('/').unwrap();
+        assert!(name.ends_with(".parquet"), "{path}");
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(bytes.len() as u64, meta.size, "{path}");
+        files.push((dir.to_owned(), path.clone(), bytes));
+    }
+    files.sort();
+    files
 }
 
 #[tokio::test]
@@ -129,4 +211,11 @@ fn columns_started_at_a_previous_size_hold_the_same_rows() {
         panic!("both finish")
     };
     assert_eq!(grown.rows, sized.rows);
+}
+
+#[tokio::test]
+async fn memory_store_holds_what_a_local_directory_does() {
+    let store = open_store("memory://").unwrap();
+    let files = assert_written_like_local(store.clone(), store).await;
+    assert_eq!(files.len(), 3);
 }
