@@ -292,14 +292,18 @@ impl Config {
             .merge(given)
             .extract()
             .map_err(|e| ConfigError::Load(describe(e)))?;
-        // Google's clients treat STORAGE_EMULATOR_HOST as "use this emulator"; so does eventkit.
+        // Google's clients treat STORAGE_EMULATOR_HOST as "use this emulator"; so does eventkit,
+        // for gs:// only (S3 and Azure read their own variables).
         let emulator = non_empty_env("STORAGE_EMULATOR_HOST");
-        if config.sinks.is_empty() && config.sink.gcs_endpoint.is_none() {
+        let is_gcs = |url: &str| url.starts_with("gs://");
+        if config.sinks.is_empty() && config.sink.gcs_endpoint.is_none() && is_gcs(&config.sink.url)
+        {
             config.sink.gcs_endpoint = emulator.clone();
         }
         for entry in &mut config.sinks {
             if let SinkSettings::Parquet(parquet) = &mut entry.settings
                 && parquet.endpoint.is_none()
+                && is_gcs(&parquet.url)
             {
                 parquet.endpoint = emulator.clone();
             }

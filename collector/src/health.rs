@@ -69,6 +69,22 @@ impl SinkHealth {
     }
 }
 
+/// What a `/ready` says, for the collector's and the loader's: ready when every check holds and
+/// no sink is failing; the body has the sinks' report, `ready`, and each check by name as `"ok"`
+/// or its word for failing.
+pub fn readiness(
+    sinks: &SinkHealth,
+    checks: &[(&str, bool, &str)],
+) -> (bool, serde_json::Map<String, serde_json::Value>) {
+    let ready = sinks.is_healthy() && checks.iter().all(|(_, ok, _)| *ok);
+    let mut body = sinks.report();
+    body.insert("ready".to_owned(), ready.into());
+    for (name, ok, failing) in checks {
+        body.insert((*name).to_owned(), if *ok { "ok" } else { *failing }.into());
+    }
+    (ready, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::dedup::DedupWindow;
-use crate::health::SinkHealth;
+use crate::health::{SinkHealth, readiness};
 use crate::queue::pubsub::{PubsubConsumer, PullHealth, connect};
 use crate::server::{ServerError, open_batcher};
 use crate::telemetry;
@@ -111,20 +111,13 @@ async fn health() -> Response {
 
 /// Ready: the subscription is being pulled and the last write to every sink succeeded.
 async fn ready(State(probes): State<Probes>) -> Response {
-    let pull_ok = probes.pull.is_healthy();
-    let sink_ok = probes.sink.is_healthy();
-    let status = if pull_ok && sink_ok {
+    let pull = ("pull", probes.pull.is_healthy(), "failing");
+    let (ready, body) = readiness(&probes.sink, &[pull]);
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    // `sink`, `sinks` by name and `failing_sinks`.
-    let mut body = probes.sink.report();
-    body.insert("ready".to_owned(), (pull_ok && sink_ok).into());
-    body.insert(
-        "pull".to_owned(),
-        if pull_ok { "ok" } else { "failing" }.into(),
-    );
     (status, axum::Json(body)).into_response()
 }
 

@@ -20,7 +20,7 @@ use crate::queue::wal::{WalError, WalOptions};
 use crate::queue::{Deduplicated, InProcessQueue, Queue, WalQueue};
 use crate::routes::{self, OpenError};
 use crate::streams::StreamRegistry;
-use crate::telemetry::{self, IngestCounters};
+use crate::telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -96,7 +96,6 @@ pub async fn run(
         auth: Auth::from_config(&config),
         cors: config.cors.clone(),
         public_url: config.server.public_url.clone(),
-        counters: IngestCounters,
         streams: StreamRegistry::new(config.server.max_streams, known_streams),
         draining: AtomicBool::new(false),
     });
@@ -116,7 +115,7 @@ pub async fn run(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, sinks = %routes::describe(&config), mode = ?config.queue.mode, max_connections = limits.max_connections, "eventkit listening");
     }
-    let mut http = HttpServer::start(listener, router(state), state, limits);
+    let mut http = HttpServer::start(listener, router(state.clone()), state, limits);
     shutdown.await;
 
     let deadline = Instant::now() + Duration::from_millis(server.shutdown_grace_ms);

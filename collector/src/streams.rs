@@ -4,9 +4,14 @@
 //! configured ones, which are always taken.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use eventkit_model::EventType;
+use metrics::Counter;
+
+use crate::telemetry;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
@@ -17,13 +22,53 @@ pub struct StreamLimit {
     pub limit: usize,
 }
 
+/// A stream's ingest counters, registered once when the stream is first taken, so a request
+/// counts without looking its series up.
+pub struct StreamCounters {
+    accepted: [Counter; EventType::ALL.len()],
+    rejected: Counter,
+    refused: Counter,
+}
+
+impl StreamCounters {
+    fn register(stream: &str) -> Arc<Self> {
+        Arc::new(Self {
+            accepted: EventType::ALL.map(|event_type| {
+                metrics::counter!(telemetry::EVENTS_ACCEPTED, "stream" => stream.to_owned(), "type" => event_type.as_str())
+            }),
+            rejected: metrics::counter!(telemetry::EVENTS_REJECTED, "stream" => stream.to_owned()),
+            refused: metrics::counter!(telemetry::REQUESTS_REFUSED, "stream" => stream.to_owned()),
+        })
+    }
+
+    pub fn accepted(&self, event_type: EventType, count: u64) {
+        // `ALL` lists the variants in declaration order.
+        self.accepted[event_type as usize].increment(count);
+    }
+
+    pub fn rejected(&self, count: u64) {
+        self.rejected.increment(count);
+    }
+
+    pub fn refused(&self) {
+        self.refused.increment(1);
+    }
+}
+
 pub struct StreamRegistry {
     /// Tells this registry's entries in a thread's cache from another's (tests run several
     /// servers in one process).
     id: u64,
     limit: usize,
     always: HashSet<String>,
-    taken: Mutex<HashSet<String>>,
+    taken: Mutex<Taken>,
+}
+
+#[derive(Default)]
+struct Taken {
+    counters: HashMap<String, Arc<StreamCounters>>,
+    /// Of those, the ones that count against the limit (not configured).
+    limited: usize,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -32,8 +77,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Default)]
 struct ThreadTaken {
     registry: u64,
-    last: String,
-    seen: HashSet<String>,
+    last: Option<(String, Arc<StreamCounters>)>,
+    seen: HashMap<String, Arc<StreamCounters>>,
 }
 
 thread_local! {
@@ -50,57 +95,58 @@ impl StreamRegistry {
         }
     }
 
-    /// Takes `stream` if it is known or there is room for it.
-    pub fn admit(&self, stream: &str) -> Result<(), StreamLimit> {
+    /// Takes `stream` if it is known or there is room for it, and hands back its counters.
+    pub fn admit(&self, stream: &str) -> Result<Arc<StreamCounters>, StreamLimit> {
         let cached = THREAD_TAKEN.with(|cell| {
-            let Ok(mut cache) = cell.try_borrow_mut() else {
-                return false;
-            };
+            let mut cache = cell.try_borrow_mut().ok()?;
             if cache.registry != self.id {
                 *cache = ThreadTaken {
                     registry: self.id,
                     ..ThreadTaken::default()
                 };
             }
-            if cache.last == stream {
-                return true;
+            if let Some((name, counters)) = &cache.last
+                && name == stream
+            {
+                return Some(counters.clone());
             }
-            if cache.seen.contains(stream) {
-                stream.clone_into(&mut cache.last);
-                return true;
-            }
-            false
+            let counters = cache.seen.get(stream)?.clone();
+            cache.last = Some((stream.to_owned(), counters.clone()));
+            Some(counters)
         });
-        if cached || self.always.contains(stream) {
-            return Ok(());
+        if let Some(counters) = cached {
+            return Ok(counters);
         }
-        self.admit_shared(stream)?;
+        let counters = self.admit_shared(stream)?;
         THREAD_TAKEN.with(|cell| {
             if let Ok(mut cache) = cell.try_borrow_mut()
                 && cache.registry == self.id
             {
-                cache.seen.insert(stream.to_owned());
-                stream.clone_into(&mut cache.last);
+                cache.seen.insert(stream.to_owned(), counters.clone());
+                cache.last = Some((stream.to_owned(), counters.clone()));
             }
         });
-        Ok(())
+        Ok(counters)
     }
 
-    fn admit_shared(&self, stream: &str) -> Result<(), StreamLimit> {
-        // Only names, whole at every step: a poisoned lock is used as it is.
+    fn admit_shared(&self, stream: &str) -> Result<Arc<StreamCounters>, StreamLimit> {
+        // Only names and counters, whole at every step: a poisoned lock is used as it is.
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
-        if taken.contains(stream) {
-            return Ok(());
+        if let Some(counters) = taken.counters.get(stream) {
+            return Ok(counters.clone());
         }
-        if taken.len() >= self.limit {
-            metrics::counter!(crate::telemetry::STREAMS_REFUSED).increment(1);
+        let limited = !self.always.contains(stream);
+        if limited && taken.limited >= self.limit {
+            metrics::counter!(telemetry::STREAMS_REFUSED).increment(1);
             return Err(StreamLimit {
                 stream: stream.to_owned(),
                 limit: self.limit,
             });
         }
-        taken.insert(stream.to_owned());
-        Ok(())
+        let counters = StreamCounters::register(stream);
+        taken.counters.insert(stream.to_owned(), counters.clone());
+        taken.limited += usize::from(limited);
+        Ok(counters)
     }
 }
 
@@ -111,28 +157,36 @@ mod tests {
     #[test]
     fn takes_streams_up_to_the_limit_and_always_the_configured_ones() {
         let registry = StreamRegistry::new(2, ["_rejected".to_owned(), "web".to_owned()]);
-        assert_eq!(registry.admit("a"), Ok(()));
-        assert_eq!(registry.admit("b"), Ok(()));
-        assert_eq!(registry.admit("a"), Ok(()));
-        let refused = registry.admit("c");
+        assert!(registry.admit("a").is_ok());
+        assert!(registry.admit("b").is_ok());
+        assert!(registry.admit("a").is_ok());
+        let refused = registry.admit("c").err();
         assert_eq!(
             refused,
-            Err(StreamLimit {
+            Some(StreamLimit {
                 stream: "c".to_owned(),
                 limit: 2
             })
         );
-        assert!(
-            refused
-                .err()
-                .is_some_and(|e| e.to_string().contains("server.max_streams"))
-        );
-        assert_eq!(registry.admit("web"), Ok(()));
-        assert_eq!(registry.admit("_rejected"), Ok(()));
+        assert!(refused.is_some_and(|e| e.to_string().contains("server.max_streams")));
+        assert!(registry.admit("web").is_ok());
+        assert!(registry.admit("_rejected").is_ok());
         // Another registry on the same thread keeps its own count.
         let other = StreamRegistry::new(1, []);
-        assert_eq!(other.admit("c"), Ok(()));
+        assert!(other.admit("c").is_ok());
         assert!(other.admit("a").is_err());
-        assert_eq!(registry.admit("b"), Ok(()));
+        assert!(registry.admit("b").is_ok());
+        // A stream's counters are registered once, whichever thread asks.
+        let (Ok(first), Ok(again)) = (registry.admit("a"), registry.admit("a")) else {
+            panic!("a was taken");
+        };
+        assert!(Arc::ptr_eq(&first, &again));
+        let elsewhere = std::thread::scope(|scope| scope.spawn(|| registry.admit("a").ok()).join());
+        assert!(
+            elsewhere
+                .ok()
+                .flatten()
+                .is_some_and(|c| Arc::ptr_eq(&c, &first))
+        );
     }
 }

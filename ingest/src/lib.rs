@@ -18,7 +18,7 @@ pub use gzip::{GzipError, gunzip};
 pub use ip::{CaptureIp, IpPolicy};
 pub use json::Unkeepable;
 pub use validate::InvalidEvent;
-use wire::{Envelope, WireEvent};
+use wire::Envelope;
 
 /// Segment's documented per-event limit.
 pub const MAX_EVENT_BYTES: usize = 32 * 1024;
@@ -109,9 +109,6 @@ impl BatchDefaults<'_> {
 
 pub fn ingest(body: &[u8], info: &RequestInfo) -> Result<Outcome, IngestError> {
     let text = std::str::from_utf8(body).map_err(|e| IngestError::Malformed(e.to_string()))?;
-    if let Some(outcome) = single_event(text.trim(), info) {
-        return Ok(outcome);
-    }
     let first = text.trim_start().as_bytes().first().copied();
     // Each event as its own JSON text. Arrays and batches are split by serde_json (which also
     // validates them); a single object was validated by the envelope parse, so its text is used
@@ -188,30 +185,6 @@ fn batch_object(value: Option<&RawValue>) -> Option<Result<json::Defaults<'_>, j
     value
         .filter(|v| json::is_object(v.get()))
         .map(json::Defaults::parse)
-}
-
-/// The most common body, one event, read in a single pass. Whatever this cannot settle (an
-/// envelope, an oversized event, a field of the wrong type) returns `None` and takes the general
-/// path, which reaches the same answer and says what is wrong.
-fn single_event(text: &str, info: &RequestInfo) -> Option<Outcome> {
-    // A cheap look first: parsing an envelope as an event would read the whole batch for nothing.
-    if !text.starts_with('{') || text.len() > MAX_EVENT_BYTES || text.contains("\"batch\"") {
-        return None;
-    }
-    let wire: WireEvent = serde_json::from_str(text).ok()?;
-    if wire.batch.is_some() {
-        return None;
-    }
-    let mut outcome = Outcome {
-        events: Vec::with_capacity(1),
-        write_key: wire.write_key.as_deref().map(str::to_owned),
-        ..Outcome::default()
-    };
-    match validate::wire_event(wire, &BatchDefaults::default(), info) {
-        Ok(event) => outcome.events.push(event),
-        Err(error) => outcome.rejected.push(rejected(text, 0, error, info)),
-    }
-    Some(outcome)
 }
 
 /// Bytes of batch-level text copied into one request's dead letters: a request's own size, so

@@ -60,11 +60,6 @@ pub struct WireEvent<'a> {
     pub context: Option<&'a RawValue>,
     #[serde(borrow)]
     pub integrations: Option<&'a RawValue>,
-    /// Body-level keys, read so that a body holding one event is parsed once: a `batch` means
-    /// the body is an envelope after all, and a `writeKey` may stand in for the header.
-    pub batch: Option<de::IgnoredAny>,
-    #[serde(borrow, default, deserialize_with = "lenient_str")]
-    pub write_key: Option<Cow<'a, str>>,
 }
 
 /// The few context fields that get columns of their own. Wrong types are ignored rather than

@@ -182,3 +182,16 @@ pub struct Batch {
     pub stream: String,
     pub records: Records,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts by type are kept in arrays indexed by `event_type as usize`, in `ALL`'s order.
+    #[test]
+    fn each_type_indexes_its_own_slot() {
+        for (index, event_type) in EventType::ALL.into_iter().enumerate() {
+            assert_eq!(event_type as usize, index, "{event_type:?}");
+        }
+    }
+}

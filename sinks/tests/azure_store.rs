@@ -15,7 +15,7 @@ use crate::parquet_sink::{assert_written_like_local, prefixed, sorted_keys};
 async fn conformance_suite() {
     let azurite = Azurite::start();
     let s = azure::build(&azurite.options(&azurite.fresh_container())).unwrap();
-    conformance::cloud_store(&s, false).await;
+    conformance::cloud_store(&s, false, true).await;
     integration::copy_if_not_exists(&s).await;
 }
 

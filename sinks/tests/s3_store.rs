@@ -18,7 +18,7 @@ use crate::s3_support::Moto;
 async fn conformance_suite() {
     let moto = Moto::start();
     let s = s3::build(&moto.options(&moto.fresh_bucket())).unwrap();
-    conformance::cloud_store(&s, true).await;
+    conformance::cloud_store(&s, true, false).await;
 }
 
 /// `s3://bucket/prefix` with an http endpoint and no configured credentials (unsigned, as the

@@ -40,10 +40,11 @@ pub enum SinkSettings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetSinkSettings {
-    /// As `sink.url`: a directory, `file:///abs/dir`, `memory://`, `gs://bucket/prefix`.
+    /// As `sink.url`: a directory, `file:///abs/dir`, `memory://`, `gs://bucket/prefix`,
+    /// `s3://bucket/prefix`, `az://container/prefix`.
     pub url: String,
-    /// Replaces the service host of a `gs://` URL (an emulator; no credentials are sent).
-    /// Defaults to `STORAGE_EMULATOR_HOST`, as `sink.gcs_endpoint` does.
+    /// Replaces the service host of a `gs://`, `s3://` or `az://` URL (an emulator, or an
+    /// S3-compatible store). For `gs://` it defaults to `STORAGE_EMULATOR_HOST`.
     #[serde(default)]
     pub endpoint: Option<String>,
 }
@@ -323,8 +324,11 @@ max_connections = 2
                 [parquet("default", &["*"], "memory://")]
             );
 
-            // As before: the emulator variable reaches the shorthand's endpoint, and the list's.
+            // The GCS emulator variable reaches a gs:// shorthand's endpoint, and only that.
             jail.set_env("STORAGE_EMULATOR_HOST", "http://127.0.0.1:4443");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.sink.gcs_endpoint, None);
+            jail.set_env("EVENTKIT_SINK__URL", "gs://b/p");
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(
                 config.sink.gcs_endpoint.as_deref(),
@@ -344,6 +348,14 @@ max_connections = 2
                 SinkSettings::Postgres(_) => None,
             };
             assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:4443"));
+            let config = load(
+                jail,
+                "[[sinks]]\nname = \"lake\"\ntype = \"parquet\"\nurl = \"s3://b/p\"\n",
+            )?;
+            assert!(matches!(
+                &config.sinks[0].settings,
+                SinkSettings::Parquet(parquet) if parquet.endpoint.is_none()
+            ));
             Ok(())
         });
     }

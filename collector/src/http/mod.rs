@@ -23,18 +23,14 @@ use crate::config::CorsConfig;
 use crate::health::SinkHealth;
 use crate::queue::Queue;
 use crate::streams::StreamRegistry;
-use crate::telemetry::IngestCounters;
 
 pub use auth::{Auth, AuthError};
 pub use error::ApiError;
 pub use serve::{HttpServer, ServeLimits};
 
-/// What every handler shares, handed to each request by reference. It lives as long as the
-/// process (one allocation per server start): a reference-counted handle would be cloned and
-/// dropped several times per request, and with requests on every core that one counter's cache
-/// line moving between cores costs more than the rest of the handler's bookkeeping.
-#[derive(Clone, Copy)]
-pub struct AppState(&'static ServerState);
+/// What every handler shares, one per server.
+#[derive(Clone)]
+pub struct AppState(Arc<ServerState>);
 
 pub struct ServerState {
     pub queue: Arc<dyn Queue>,
@@ -47,7 +43,6 @@ pub struct ServerState {
     pub cors: CorsConfig,
     /// `server.public_url`, for the analytics.js settings document.
     pub public_url: Option<String>,
-    pub counters: IngestCounters,
     /// `server.max_streams`: which streams requests may write to.
     pub streams: StreamRegistry,
     /// Set when the stop begins: `/ready` says 503 and ingest is refused.
@@ -56,7 +51,7 @@ pub struct ServerState {
 
 impl AppState {
     pub fn new(state: ServerState) -> Self {
-        Self(Box::leak(Box::new(state)))
+        Self(Arc::new(state))
     }
 }
 
@@ -64,7 +59,7 @@ impl std::ops::Deref for AppState {
     type Target = ServerState;
 
     fn deref(&self) -> &ServerState {
-        self.0
+        &self.0
     }
 }
 

@@ -57,34 +57,10 @@ impl PeerText {
         (!text.is_empty()).then_some(text)
     }
 
-    /// IPv4, nearly every peer, is written digit by digit: the general formatter costs as much
-    /// as the rest of the enrichment put together.
     fn write(&mut self, ip: IpAddr) {
-        let IpAddr::V4(v4) = ip else {
-            let mut rest = &mut self.bytes[..];
-            if write!(rest, "{ip}").is_ok() {
-                self.len = ADDRESS_TEXT_BYTES - rest.len();
-            }
-            return;
-        };
-        for (i, octet) in v4.octets().into_iter().enumerate() {
-            if i > 0 {
-                self.push(b'.');
-            }
-            if octet >= 100 {
-                self.push(b'0' + octet / 100);
-            }
-            if octet >= 10 {
-                self.push(b'0' + octet / 10 % 10);
-            }
-            self.push(b'0' + octet % 10);
-        }
-    }
-
-    fn push(&mut self, byte: u8) {
-        if let Some(slot) = self.bytes.get_mut(self.len) {
-            *slot = byte;
-            self.len += 1;
+        let mut rest = &mut self.bytes[..];
+        if write!(rest, "{ip}").is_ok() {
+            self.len = ADDRESS_TEXT_BYTES - rest.len();
         }
     }
 }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use crate::health::readiness;
 use crate::telemetry;
 
 pub async fn health() -> Response {
@@ -18,25 +19,18 @@ pub async fn health() -> Response {
 /// Ready means a request sent now would be accepted and stored: the collector is not stopping,
 /// the queue has room and the last write to every sink succeeded (a failing one is named).
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let queue_ok = state.queue.has_room();
-    let sink_ok = state.sink_health.is_healthy();
     if state.draining.load(Ordering::Relaxed) {
         let body = json!({ "ready": false, "draining": true, "queue_depth": state.queue.depth() });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    let status = if queue_ok && sink_ok {
+    let queue = ("queue", state.queue.has_room(), "full");
+    let (ready, mut body) = readiness(&state.sink_health, &[queue]);
+    body.insert("queue_depth".to_owned(), state.queue.depth().into());
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    // `sink`, `sinks` by name and `failing_sinks`.
-    let mut body = state.sink_health.report();
-    body.insert("ready".to_owned(), (queue_ok && sink_ok).into());
-    body.insert(
-        "queue".to_owned(),
-        if queue_ok { "ok" } else { "full" }.into(),
-    );
-    body.insert("queue_depth".to_owned(), state.queue.depth().into());
     (status, Json(body)).into_response()
 }
 

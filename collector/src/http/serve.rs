@@ -66,7 +66,12 @@ impl HttpServer {
         let (phase, phase_rx) = watch::channel(Phase::Serving);
         let (serving, serving_connections) = mpsc::channel(1);
         let accept_loop = tokio::spawn(accept_loop(
-            listener, router, state, limits, phase_rx, serving,
+            listener,
+            router,
+            state.clone(),
+            limits,
+            phase_rx,
+            serving,
         ));
         Self {
             state,
@@ -109,10 +114,7 @@ async fn accept_loop(
     serving: mpsc::Sender<()>,
 ) {
     let connection_slots = Arc::new(Semaphore::new(limits.max_connections));
-    // One per server start, like `AppState`: each request takes a permit without touching a
-    // reference count.
-    let request_slots: &'static Semaphore =
-        Box::leak(Box::new(Semaphore::new(limits.max_requests)));
+    let request_slots = Arc::new(Semaphore::new(limits.max_requests));
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
@@ -138,8 +140,10 @@ async fn accept_loop(
                     continue;
                 };
                 let router = router.clone();
+                let state = state.clone();
+                let request_slots = request_slots.clone();
                 let service = hyper::service::service_fn(move |request| {
-                    handle(router.clone(), state, request_slots, limits, peer, request)
+                    handle(router.clone(), state.clone(), request_slots.clone(), limits, peer, request)
                 });
                 let mut builder = http.clone();
                 // During the drain a connection carries one exchange (a probe, or a 503).
@@ -208,7 +212,7 @@ fn is_probe(path: &str) -> bool {
 async fn handle(
     router: Router,
     state: AppState,
-    request_slots: &'static Semaphore,
+    request_slots: Arc<Semaphore>,
     limits: ServeLimits,
     peer: SocketAddr,
     request: Request<Incoming>,

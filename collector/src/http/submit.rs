@@ -74,12 +74,10 @@ pub async fn submit(
             }
         }
     }
-    state.streams.admit(&info.stream)?;
+    let counts = state.streams.admit(&info.stream)?;
     let rejected = outcome.rejections();
     let accepted = outcome.events.len();
 
-    // Looked up before the stream's name moves into the batch, so the name is not copied.
-    let counts = state.counters.for_stream(&info.stream);
     let mut batches = Vec::with_capacity(2);
     let mut per_type = [0u64; EventType::ALL.len()];
     if !outcome.events.is_empty() {

@@ -2,12 +2,12 @@
 //! crash loses them; a graceful stop does not (the batcher drains and flushes everything).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use eventkit_model::Batch;
-use tokio::sync::Notify;
+use tokio::sync::mpsc;
 
 use super::{Ack, Consumer, Delivery, Queue, QueueError, Settled};
 
@@ -92,109 +92,45 @@ fn held(batch: &Batch, approx_bytes: usize) -> (u64, u64) {
     (batch.records.len() as u64, kib(approx_bytes))
 }
 
-/// Where the requests of some threads leave their batches. Each thread has a shard of its own (a
-/// few threads share one when there are more threads than shards), so requests on different cores
-/// write different memory: through one shared channel, every request wrote the channel's tail
-/// and its waker, and those lines moved between the cores on every request. The consumer takes
-/// a shard's whole contents at once, so it touches each shard about once a millisecond under
-/// load, not once per request.
-#[repr(align(64))]
-#[derive(Default)]
-struct Shard(Mutex<Inbox>);
-
-#[derive(Default)]
-struct Inbox {
-    queued: Vec<Queued>,
-    /// Set by the consumer's last collection after a close (or when it is dropped): nothing is
-    /// added after it, so nothing can be accepted and then never collected.
-    sealed: bool,
-}
-
-impl Shard {
-    fn lock(&self) -> MutexGuard<'_, Inbox> {
-        // An inbox is a list and a flag, whole at every step, so a panic elsewhere while it was
-        // held leaves nothing half-done.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 /// What the queue and its consumer share.
 struct QueueState {
     capacity: Capacity,
-    shards: Box<[Shard]>,
     closed: AtomicBool,
-    /// Set while the consumer waits for batches: only then does a request need to wake it.
-    consumer_waiting: AtomicBool,
-    wake: Notify,
 }
 
-/// Threads are given shards in turn, the first time each enqueues.
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static THREAD_SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed);
-}
-
-impl QueueState {
-    fn this_threads_shard(&self) -> &Shard {
-        let index = THREAD_SHARD.with(|index| *index) % self.shards.len();
-        &self.shards[index]
-    }
-
-    /// Moves every shard's batches to the end of `into`, through `spare` so the lock is held
-    /// only for a swap. `seal` closes each shard to further batches as it is emptied.
-    fn collect(&self, into: &mut VecDeque<Queued>, spare: &mut Vec<Queued>, seal: bool) {
-        for shard in &self.shards {
-            {
-                let mut inbox = shard.lock();
-                inbox.sealed |= seal;
-                if inbox.queued.is_empty() {
-                    continue;
-                }
-                std::mem::swap(&mut inbox.queued, spare);
-            }
-            into.extend(spare.drain(..));
-        }
-    }
-}
+/// One request's batches travel as one message, so a close refuses a request whole.
+type Message = Vec<Queued>;
 
 pub struct InProcessQueue {
     shared: Arc<QueueState>,
+    // Unbounded because the capacity word, taken before every send, is the bound.
+    sender: mpsc::UnboundedSender<Message>,
 }
 
 pub struct InProcessConsumer {
     shared: Arc<QueueState>,
+    receiver: mpsc::UnboundedReceiver<Message>,
     collected: VecDeque<Queued>,
-    spare: Vec<Queued>,
-    /// Every shard is sealed and emptied: the queue is drained for good.
+    /// The channel is closed and emptied: the queue is drained for good.
     finished: bool,
 }
 
-/// Shards per core: the runtime's worker threads (one per core) rarely share one, even when a
-/// few other threads enqueue too. A shared shard is still correct, only contended.
-const SHARDS_PER_CORE: usize = 2;
-
 impl InProcessQueue {
-    /// Nothing enters a shard without capacity taken first, and capacity returns only when the
-    /// delivery's file is stored, so the shards are bounded by the capacity.
+    /// Nothing enters the channel without capacity taken first, and capacity returns only when
+    /// the delivery's file is stored, so the channel is bounded by the capacity.
     pub fn new(event_capacity: usize, byte_capacity: usize) -> (Arc<Self>, InProcessConsumer) {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let shared = Arc::new(QueueState {
             capacity: Capacity::new(event_capacity, byte_capacity),
-            shards: (0..cores * SHARDS_PER_CORE)
-                .map(|_| Shard::default())
-                .collect(),
             closed: AtomicBool::new(false),
-            consumer_waiting: AtomicBool::new(false),
-            wake: Notify::new(),
         });
+        let (sender, receiver) = mpsc::unbounded_channel();
         let consumer = InProcessConsumer {
             shared: shared.clone(),
+            receiver,
             collected: VecDeque::new(),
-            spare: Vec::new(),
             finished: false,
         };
-        (Arc::new(Self { shared }), consumer)
+        (Arc::new(Self { shared, sender }), consumer)
     }
 }
 
@@ -204,7 +140,7 @@ fn kib(bytes: usize) -> u64 {
 
 /// Capacity taken for a request, given back unless its batches are committed to the queue.
 pub(super) struct Reservation<'a> {
-    shared: &'a QueueState,
+    queue: &'a InProcessQueue,
     events: u64,
     kibs: u64,
     committed: bool,
@@ -216,26 +152,19 @@ impl Reservation<'_> {
         mut self,
         batches: impl Iterator<Item = (Batch, Option<OnStored>)>,
     ) -> Result<(), QueueError> {
-        let shared = self.shared;
-        {
-            let mut inbox = shared.this_threads_shard().lock();
-            if inbox.sealed {
-                return Err(QueueError::Closed);
-            }
-            self.committed = true;
-            inbox
-                .queued
-                .extend(batches.map(|(batch, on_stored)| Queued {
-                    approx_bytes: batch.records.approx_bytes(),
-                    batch,
-                    on_stored,
-                }));
-        }
-        // Read after the batches are in their shard; the consumer sets it before its last look
-        // at the shards, so either it sees these batches or this sees it waiting.
-        if shared.consumer_waiting.load(Ordering::SeqCst) {
-            shared.wake.notify_one();
-        }
+        let message = batches
+            .map(|(batch, on_stored)| Queued {
+                approx_bytes: batch.records.approx_bytes(),
+                batch,
+                on_stored,
+            })
+            .collect();
+        // Fails only once the consumer has closed the channel: the request is refused whole.
+        self.queue
+            .sender
+            .send(message)
+            .map_err(|_| QueueError::Closed)?;
+        self.committed = true;
         Ok(())
     }
 }
@@ -243,7 +172,7 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.committed {
-            self.shared.capacity.give_back(self.events, self.kibs);
+            self.queue.shared.capacity.give_back(self.events, self.kibs);
         }
     }
 }
@@ -275,7 +204,7 @@ impl InProcessQueue {
             return Err(QueueError::Full);
         }
         Ok(Reservation {
-            shared,
+            queue: self,
             events,
             kibs,
             committed: false,
@@ -309,10 +238,9 @@ impl Queue for InProcessQueue {
 
     fn close(&self) {
         if !self.shared.closed.swap(true, Ordering::SeqCst) {
-            // A request that slipped past the flag in `enqueue` either reaches its shard before
-            // the consumer's sealing collection (and is drained) or finds the shard sealed (and
-            // is refused): never queued and then dropped.
-            self.shared.wake.notify_one();
+            // An empty message wakes a waiting consumer, which then closes the channel: a
+            // request sent before that is drained, one sent after it is refused.
+            let _ = self.sender.send(Vec::new());
         }
     }
 }
@@ -345,42 +273,42 @@ fn deliver(
     }
 }
 
+impl InProcessConsumer {
+    /// Moves every message already sent into `collected`, without waiting.
+    fn collect_sent(&mut self) {
+        while let Ok(message) = self.receiver.try_recv() {
+            self.collected.extend(message);
+        }
+    }
+}
+
 #[async_trait]
 impl Consumer for InProcessConsumer {
     async fn next_many(&mut self, into: &mut Vec<Delivery>, max: usize) -> usize {
         let max = max.max(1);
-        let shared = &self.shared;
-        // A wait cut short (the batcher's tick won its `select!`) left this set. Stored only
-        // then: every request reads this line, and a store would take it from their caches.
-        if shared.consumer_waiting.load(Ordering::SeqCst) {
-            shared.consumer_waiting.store(false, Ordering::SeqCst);
-        }
         loop {
             if !self.collected.is_empty() {
                 let count = self.collected.len().min(max);
-                deliver(shared, self.collected.drain(..count), into);
+                deliver(&self.shared, self.collected.drain(..count), into);
                 return count;
             }
             if self.finished {
                 return 0;
             }
-            // Read before collecting: a close seen here is sealed into this very collection.
-            let closing = shared.closed.load(Ordering::SeqCst);
-            shared.collect(&mut self.collected, &mut self.spare, closing);
-            if closing {
+            if self.shared.closed.load(Ordering::SeqCst) {
+                // Sends after this fail, so everything accepted is in the channel now.
+                self.receiver.close();
+                self.collect_sent();
                 self.finished = true;
                 continue;
             }
-            if !self.collected.is_empty() {
-                continue;
+            match self.receiver.recv().await {
+                Some(message) => {
+                    self.collected.extend(message);
+                    self.collect_sent();
+                }
+                None => self.finished = true,
             }
-            shared.consumer_waiting.store(true, Ordering::SeqCst);
-            shared.collect(&mut self.collected, &mut self.spare, false);
-            if self.collected.is_empty() && !shared.closed.load(Ordering::SeqCst) {
-                // A wake given before this point is kept by `Notify` and ends this at once.
-                shared.wake.notified().await;
-            }
-            shared.consumer_waiting.store(false, Ordering::SeqCst);
         }
     }
 
@@ -393,8 +321,7 @@ impl Drop for InProcessConsumer {
     /// With no consumer, nothing queued would ever be stored: refuse what comes next.
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::SeqCst);
-        let mut dropped = VecDeque::new();
-        self.shared.collect(&mut dropped, &mut self.spare, true);
+        self.receiver.close();
     }
 }
 
