@@ -8,9 +8,13 @@ mod emulator_support;
 #[path = "../../sinks/tests/gcs_support/mod.rs"]
 mod gcs_support;
 // The sinks tests' PostgreSQL server, for the parquet + postgres fan-out.
+#[path = "../../sinks/tests/azure_support.rs"]
+mod azure_support;
 #[path = "../../sinks/tests/postgres_support/mod.rs"]
 #[allow(dead_code)]
 mod postgres_support;
+#[path = "../../sinks/tests/s3_support.rs"]
+mod s3_support;
 mod sdk;
 
 mod async_dedup;
@@ -24,5 +28,6 @@ mod pubsub_e2e;
 mod round_trip;
 mod segment_api;
 mod segment_sdks;
+mod sink_conformance;
 mod sink_routing;
 mod wal_crash;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::common::{TestServer, python};
 
 /// Cases (requests) per run; each holds 1-4 events.
-const CASES: u64 = 64;
+pub const CASES: u64 = 64;
 
 const CHECK: &str = r#"
 import datetime, decimal, json, sys
@@ -230,8 +230,9 @@ impl Gen {
     }
 }
 
-/// One request: its body, and per event the free-form fields' texts as written.
-fn request(case: u64) -> (String, Value) {
+/// One request: its body, and per event the free-form fields' texts as written. The sinks'
+/// conformance suite sends the same requests.
+pub fn request(case: u64) -> (String, Value) {
     let mut g = Gen {
         rng: fastrand::Rng::with_seed(case),
     };
