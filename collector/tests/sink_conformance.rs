@@ -2,7 +2,8 @@
 //! type, odd JSON, batch-level defaults) and a set of dead letters go through one collector that
 //! fans them out to a local directory, GCS, S3 and Azure Blob (each on its emulator) and
 //! PostgreSQL. Every sink is read back as a user reads it, Parquet with DuckDB and pyarrow,
-//! PostgreSQL with psql, and every reading must hold the same rows. A new sink joins `SINKS`.
+//! PostgreSQL with psql, and every reading must hold the same rows. A new kind of sink joins the
+//! test's `sinks` with a reader of its own.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,13 +12,13 @@ use eventkit::config::{ParquetSinkSettings, SinkConfig, SinkEntry, SinkSettings}
 use std::sync::Arc;
 
 use eventkit_sinks::store::s3;
-use futures::TryStreamExt as _;
+use object_store::ObjectStore;
 use object_store::prefix::PrefixStore;
-use object_store::{ObjectStore, ObjectStoreExt as _};
 use serde_json::json;
 
 use crate::azure_support::Azurite;
 use crate::common::{TestServer, python};
+use crate::emulator_support::stored_files;
 use crate::gcs_support::FakeGcs;
 use crate::round_trip;
 use crate::s3_support::Moto;
@@ -188,21 +189,12 @@ fn parquet(name: &str, url: String, endpoint: Option<String>) -> SinkEntry {
 
 /// Copies every object of a sink's store to `dir`, keeping its path; returns path → bytes.
 async fn download(cloud: &Cloud, dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let store = &cloud.reader;
-    let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
     let mut files = BTreeMap::new();
-    for meta in listed {
-        let bytes = store
-            .get(&meta.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let path = dir.join(meta.location.as_ref());
+    for (location, bytes) in stored_files(cloud.reader.as_ref()).await {
+        let path = dir.join(&location);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &bytes).unwrap();
-        files.insert(meta.location.to_string(), bytes.to_vec());
+        files.insert(location, bytes.to_vec());
     }
     files
 }

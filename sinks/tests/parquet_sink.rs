@@ -99,20 +99,10 @@ pub fn prefixed(prefix: &str, files: &[String]) -> Vec<String> {
 
 /// (partition, path, contents) of every file, by partition; each test partition holds one.
 async fn files_by_partition(store: &Arc<dyn ObjectStore>) -> Vec<(String, String, Bytes)> {
-    let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
     let mut files = Vec::new();
-    for meta in listed {
-        let path = meta.location.to_string();
+    for (path, bytes) in crate::emulator_support::stored_files(store.as_ref()).await {
         let (dir, name) = path.rsplit_once('/').unwrap();
         assert!(name.ends_with(".parquet"), "{path}");
-        let bytes = store
-            .get(&meta.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        assert_eq!(bytes.len() as u64, meta.size, "{path}");
         files.push((dir.to_owned(), path.clone(), bytes));
     }
     files.sort();

@@ -187,3 +187,24 @@ pub fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> Option<u
     let status_line = String::from_utf8_lossy(&response);
     status_line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// Every object in `store` with its bytes, by path: what a sink left there, read back whole.
+pub async fn stored_files(store: &dyn object_store::ObjectStore) -> Vec<(String, bytes::Bytes)> {
+    use futures::TryStreamExt as _;
+    use object_store::ObjectStoreExt as _;
+    let listed: Vec<_> = store.list(None).try_collect().await.expect("list");
+    let mut files = Vec::new();
+    for meta in listed {
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .expect("get")
+            .bytes()
+            .await
+            .expect("read");
+        assert_eq!(bytes.len() as u64, meta.size, "{}", meta.location);
+        files.push((meta.location.to_string(), bytes));
+    }
+    files.sort();
+    files
+}
