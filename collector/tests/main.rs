@@ -14,6 +14,7 @@ mod postgres_support;
 mod sdk;
 
 mod async_dedup;
+mod bigquery_recipe;
 mod bounds;
 mod collect_errors;
 mod collect_rows;
