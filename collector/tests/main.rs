@@ -18,6 +18,7 @@ mod s3_support;
 mod sdk;
 
 mod async_dedup;
+mod bigquery_recipe;
 mod bounds;
 mod collect_errors;
 mod collect_rows;
