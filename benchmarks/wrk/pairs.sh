@@ -1,6 +1,6 @@
-# Shared by compare.sh, ab.sh and durability.sh (sourced, not run): paired rounds on two ports,
-# and their median. Each expects a `round PORT` function that prints one round's figures,
-# request rate first.
+# Shared by compare.sh, ab.sh, durability.sh and fanout.sh (sourced, not run): paired rounds on
+# two ports, and their median. Each expects a `round PORT` function that prints one round's
+# figures, request rate first. sinks.sh uses only `servers` and stop_servers.
 
 # Collectors a script starts go in `servers`; `trap stop_servers EXIT` stops them and removes
 # the script's `$data` directory.
