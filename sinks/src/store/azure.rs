@@ -1,6 +1,8 @@
 //! Azure Blob Storage through object_store's own Azure backend; Azurite speaks the same Blob
 //! REST API, so the emulator exercises the production write path.
 
+mod connection_string;
+
 use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder};
 
 use super::StoreError;
@@ -30,9 +32,32 @@ pub fn build(options: &AzureOptions) -> Result<MicrosoftAzure, StoreError> {
 
 /// Builds a store for `container` from the `AZURE_*` environment (account name, key, SAS,
 /// bearer token, service principal, workload identity, Azure CLI, else managed identity),
-/// with `endpoint` replacing the account's blob host when given.
+/// with `AZURE_STORAGE_CONNECTION_STRING`'s parts over them when it is set, and with `endpoint`
+/// replacing the account's blob host when given.
 pub fn from_env(container: &str, endpoint: Option<&str>) -> Result<MicrosoftAzure, StoreError> {
     let builder = MicrosoftAzureBuilder::from_env();
+    let builder = match std::env::var(connection_string::VARIABLE) {
+        Ok(text) => connection_string::apply(builder, &text)?,
+        Err(_) => builder,
+    };
+    finish(builder, container, endpoint)
+}
+
+/// [`from_env`] with a connection string given rather than read, and no other variable read.
+pub fn from_connection_string(
+    container: &str,
+    endpoint: Option<&str>,
+    text: &str,
+) -> Result<MicrosoftAzure, StoreError> {
+    let builder = connection_string::apply(MicrosoftAzureBuilder::new(), text)?;
+    finish(builder, container, endpoint)
+}
+
+fn finish(
+    builder: MicrosoftAzureBuilder,
+    container: &str,
+    endpoint: Option<&str>,
+) -> Result<MicrosoftAzure, StoreError> {
     let Some(endpoint) = endpoint else {
         // The crate's own defaults, including AZURE_STORAGE_USE_EMULATOR's fixed Azurite URL.
         return Ok(builder.with_container_name(container).build()?);
