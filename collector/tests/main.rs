@@ -29,6 +29,7 @@ mod pubsub_e2e;
 mod round_trip;
 mod segment_api;
 mod segment_sdks;
+mod shared_aws_files;
 mod sink_conformance;
 mod sink_routing;
 mod wal_crash;

@@ -1,6 +1,8 @@
 //! Amazon S3 and S3-compatible services through object_store's own S3 backend, which speaks
 //! the same REST API to AWS, MinIO and moto, so production and the emulator share one path.
 
+mod profile;
+
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 
 use super::StoreError;
@@ -31,15 +33,16 @@ pub fn build(options: &S3Options) -> Result<AmazonS3, StoreError> {
     configure(AmazonS3Builder::new(), options)
 }
 
-/// Builds a store for `bucket` from the `AWS_*` environment (keys, session token, region,
-/// web identity, ECS/EKS container credentials, else the instance metadata service), with
-/// `endpoint` replacing AWS's host when given.
+/// Builds a store for `bucket` from the `AWS_*` environment (keys, session token, region),
+/// then the shared AWS files' profile, then web identity, ECS/EKS container credentials, else
+/// the instance metadata service: the AWS CLI's order. `endpoint` replaces AWS's host.
 pub fn from_env(bucket: &str, endpoint: Option<&str>) -> Result<AmazonS3, StoreError> {
     let options = S3Options {
         endpoint: endpoint.map(str::to_owned),
         ..S3Options::new(bucket)
     };
-    configure(AmazonS3Builder::from_env(), &options)
+    let builder = profile::SharedFiles::from_env()?.apply(AmazonS3Builder::from_env())?;
+    configure(builder, &options)
 }
 
 fn configure(mut builder: AmazonS3Builder, options: &S3Options) -> Result<AmazonS3, StoreError> {
