@@ -24,8 +24,6 @@ pub enum OpenFailure {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sink(#[from] SinkError),
-    #[error("{0}")]
-    Pattern(String),
 }
 
 /// One sink a table is to be written to.
@@ -95,30 +93,23 @@ impl Routes {
 pub async fn open(config: &Config) -> Result<Routes, OpenError> {
     let mut sinks = Vec::new();
     for entry in config.sink_entries() {
-        let opened = open_one(&entry).await.map_err(|source| OpenError {
+        let sink = open_one(&entry).await.map_err(|source| OpenError {
             name: entry.name.clone(),
             source,
         })?;
-        sinks.push((entry.name, opened.0, opened.1));
+        sinks.push((entry.name, entry.streams, sink));
     }
     Ok(Routes::new(sinks))
 }
 
-async fn open_one(entry: &SinkEntry) -> Result<(Vec<StreamPattern>, Arc<dyn Sink>), OpenFailure> {
-    let patterns = entry
-        .streams
-        .iter()
-        .map(|p| StreamPattern::parse(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(OpenFailure::Pattern)?;
-    let sink: Arc<dyn Sink> = match &entry.settings {
+async fn open_one(entry: &SinkEntry) -> Result<Arc<dyn Sink>, OpenFailure> {
+    Ok(match &entry.settings {
         SinkSettings::Parquet(parquet) => {
             let store = open_store_with(&parquet.url, parquet.endpoint.as_deref())?;
             Arc::new(ParquetSink::new(store)?)
         }
         SinkSettings::Postgres(postgres) => Arc::new(PostgresSink::connect(postgres).await?),
-    };
-    Ok((patterns, sink))
+    })
 }
 
 /// For start-up logs: each sink's name, type and (Parquet) location.

@@ -215,12 +215,14 @@ async fn two_collectors_and_two_loaders_pubsub_mode() {
 /// each stream's events in exactly its sinks, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_loader_writes_each_stream_to_the_sinks_its_patterns_name() {
-    use eventkit::config::{ParquetSinkSettings, SinkConfig, SinkEntry, SinkSettings};
+    use eventkit::config::{
+        ParquetSinkSettings, SinkConfig, SinkEntry, SinkSettings, StreamPattern,
+    };
     let pubsub = Pubsub::shared("routed");
     let (web_dir, lake_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let sink = |name: &str, pattern: &str, dir: &Path| SinkEntry {
         name: name.to_owned(),
-        streams: vec![pattern.to_owned()],
+        streams: vec![StreamPattern::parse(pattern).unwrap()],
         settings: SinkSettings::Parquet(ParquetSinkSettings {
             url: format!("file://{}", dir.display()),
             endpoint: None,

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use eventkit::config::{ParquetSinkSettings, SinkConfig, SinkEntry, SinkSettings};
+use eventkit::config::{ParquetSinkSettings, SinkConfig, SinkEntry, SinkSettings, StreamPattern};
 use std::sync::Arc;
 
 use eventkit_sinks::store::s3;
@@ -182,7 +182,7 @@ impl Cloud {
 fn parquet(name: &str, url: String, endpoint: Option<String>) -> SinkEntry {
     SinkEntry {
         name: name.to_owned(),
-        streams: vec!["*".to_owned()],
+        streams: vec![StreamPattern::All],
         settings: SinkSettings::Parquet(ParquetSinkSettings { url, endpoint }),
     }
 }
@@ -280,7 +280,7 @@ async fn every_sink_stores_the_same_rows() {
     }
     sinks.push(SinkEntry {
         name: "conformance_postgres".to_owned(),
-        streams: vec!["*".to_owned()],
+        streams: vec![StreamPattern::All],
         settings: SinkSettings::Postgres(warehouse),
     });
     let mut server = TestServer::start(move |config| {

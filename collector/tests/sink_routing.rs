@@ -5,7 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use eventkit::config::{Config, ParquetSinkSettings, SinkConfig, SinkEntry, SinkSettings};
+use eventkit::config::{
+    Config, ParquetSinkSettings, SinkConfig, SinkEntry, SinkSettings, StreamPattern,
+};
 use serde_json::{Value, json};
 
 use crate::common::docs::code_block;
@@ -14,7 +16,10 @@ use crate::common::{TestServer, metric, parquet_files, read_rows};
 fn parquet_sink(name: &str, streams: &[&str], dir: &Path) -> SinkEntry {
     SinkEntry {
         name: name.to_owned(),
-        streams: streams.iter().map(|s| (*s).to_owned()).collect(),
+        streams: streams
+            .iter()
+            .map(|s| StreamPattern::parse(s).unwrap())
+            .collect(),
         settings: SinkSettings::Parquet(ParquetSinkSettings {
             url: format!("file://{}", dir.display()),
             endpoint: None,
@@ -259,7 +264,7 @@ async fn parquet_and_postgres_each_take_their_streams() {
         parquet_sink("pg_lake", &["*"], lake.path()),
         SinkEntry {
             name: "pg_warehouse".to_owned(),
-            streams: vec!["orders".to_owned()],
+            streams: vec![StreamPattern::Exact("orders".to_owned())],
             settings: SinkSettings::Postgres(warehouse),
         },
     ]))
