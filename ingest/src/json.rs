@@ -4,9 +4,9 @@
 
 mod scan;
 #[cfg(test)]
-mod scan_agrees;
+pub(crate) mod scan_agrees;
 #[cfg(test)]
-mod serde_check;
+pub(crate) mod serde_check;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -44,6 +44,8 @@ impl fmt::Display for Unkeepable {
 /// twice in one object. `keys` is left holding the top-level
 /// keys, decoded, for [`merge`] and for finding `context.ip`.
 pub use scan::check;
+/// The scanner's parts, for reading an event's own object in the same pass as its checks.
+pub(crate) use scan::{object_end, skip_whitespace, string, value_end};
 
 /// A batch-level object (context or integrations), checked once per request and split into its
 /// members so each event can take the ones it lacks.

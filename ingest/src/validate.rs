@@ -5,13 +5,11 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use eventkit_model::{Event, EventType, Text, TextFields, Times};
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 use super::ip::anonymized;
-use super::json::{Defaults, Unkeepable, check, is_object, merge, with_ip};
+use super::json::{Defaults, Unkeepable, is_object, merge, with_ip};
 use super::time;
-use super::wire::{ContextView, PageView, WireEvent};
+use super::wire::{ContextView, FreeForm, PageView, ReadError, WireEvent};
 use super::{BatchDefaults, MAX_EVENT_BYTES, RequestInfo};
 
 const MAX_MESSAGE_ID_CHARS: usize = 100;
@@ -68,7 +66,11 @@ pub(super) fn event(
     if !is_object(text) {
         return Err(InvalidEvent::NotAnObject);
     }
-    let wire: WireEvent = serde_json::from_str(text).map_err(|e| diagnose(text, &e))?;
+    let wire = WireEvent::read(text).map_err(|error| match error {
+        ReadError::Duplicate(key) => InvalidEvent::DuplicateKey(key.to_owned()),
+        ReadError::WrongType(key) => InvalidEvent::NotAString(key),
+        ReadError::Undecodable => InvalidEvent::NotValidJson,
+    })?;
     wire_event(wire, defaults, info)
 }
 
@@ -116,17 +118,20 @@ pub(super) fn wire_event(
     let original = timestamp("originalTimestamp", wire.original_timestamp.as_deref())?
         .or(timestamp("timestamp", wire.timestamp.as_deref())?);
     let sent_at = timestamp("sentAt", wire.sent_at.as_deref())?.or(defaults.sent_at);
-    let mut keys = Vec::with_capacity(8);
-    let properties = kept("properties", wire.properties, &mut keys)?;
-    let traits = kept("traits", wire.traits, &mut keys)?;
-    let own_context = kept("context", wire.context, &mut keys)?;
-    let (context, context_has_ip) =
-        with_defaults("context", own_context, &keys, &defaults.context)?;
-    let own_integrations = kept("integrations", wire.integrations, &mut keys)?;
+    let properties = kept("properties", &wire.properties)?;
+    let traits = kept("traits", &wire.traits)?;
+    let own_context = kept("context", &wire.context)?;
+    let (context, context_has_ip) = with_defaults(
+        "context",
+        own_context,
+        wire.keys.context(),
+        &defaults.context,
+    )?;
+    let own_integrations = kept("integrations", &wire.integrations)?;
     let (integrations, _) = with_defaults(
         "integrations",
         own_integrations,
-        &keys,
+        wire.keys.integrations(),
         &defaults.integrations,
     )?;
 
@@ -134,7 +139,7 @@ pub(super) fn wire_event(
         .as_deref()
         .and_then(|c| serde_json::from_str(c).ok())
         .unwrap_or_default();
-    let page = page_fields(event_type, wire.properties, view.page);
+    let page = page_fields(event_type, properties, view.page);
     let library = view.library.unwrap_or_default();
     // A client-sent context.ip wins, as in Segment: server-side SDKs forward the end user's.
     // Any `ip` key counts, `null` too (a client saying "none"): the stored object never holds
@@ -208,23 +213,18 @@ fn generated_message_id(received_at: DateTime<Utc>, buffer: &mut [u8]) -> &str {
         .encode_lower(buffer)
 }
 
-/// A free-form field's text, if it is an object that can be stored as sent; `keys` is left
-/// holding its top-level keys.
-fn kept<'a>(
-    field: &'static str,
-    value: Option<&'a RawValue>,
-    keys: &mut Vec<Cow<'a, str>>,
-) -> Result<Option<&'a str>, InvalidEvent> {
-    keys.clear();
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    let text = value.get();
-    if !is_object(text) {
-        return Err(InvalidEvent::FieldNotAnObject(field));
+/// A free-form field's text, if it is an object that can be stored as sent (checked as the
+/// event was read).
+fn kept<'a>(field: &'static str, value: &FreeForm<'a>) -> Result<Option<&'a str>, InvalidEvent> {
+    match value {
+        FreeForm::Absent => Ok(None),
+        FreeForm::Object(text) => Ok(Some(text)),
+        FreeForm::NotAnObject => Err(InvalidEvent::FieldNotAnObject(field)),
+        FreeForm::Unkeepable(reason) => Err(InvalidEvent::Unkeepable {
+            field,
+            reason: reason.clone(),
+        }),
     }
-    check(text, keys).map_err(|reason| InvalidEvent::Unkeepable { field, reason })?;
-    Ok(Some(text))
 }
 
 /// The event's object with the batch's defaults merged in (or its own text as it came when the
@@ -269,11 +269,11 @@ fn timestamp(
 /// `context.page`. Properties win field by field.
 fn page_fields<'a>(
     event_type: EventType,
-    properties: Option<&'a RawValue>,
+    properties: Option<&'a str>,
     context_page: Option<PageView<'a>>,
 ) -> PageView<'a> {
     let from_properties: PageView = match (event_type, properties) {
-        (EventType::Page, Some(p)) => serde_json::from_str(p.get()).unwrap_or_default(),
+        (EventType::Page, Some(p)) => serde_json::from_str(p).unwrap_or_default(),
         _ => PageView::default(),
     };
     let context_page = context_page.unwrap_or_default();
@@ -283,48 +283,4 @@ fn page_fields<'a>(
         referrer: from_properties.referrer.or(context_page.referrer),
         title: from_properties.title.or(context_page.title),
     }
-}
-
-/// The typed parse failed: find which field is wrong and say so. Only rejected events pay for
-/// building a `Value` here.
-fn diagnose(text: &str, error: &serde_json::Error) -> InvalidEvent {
-    let message = error.to_string();
-    if let Some(field) = message
-        .strip_prefix("duplicate field `")
-        .and_then(|rest| rest.split_once('`'))
-        .map(|(field, _)| field)
-    {
-        return InvalidEvent::DuplicateKey(field.to_owned());
-    }
-    let Ok(map) = serde_json::from_str::<Map<String, Value>>(text) else {
-        return InvalidEvent::NotValidJson;
-    };
-    const STRINGS: [&str; 8] = [
-        "type",
-        "messageId",
-        "event",
-        "name",
-        "category",
-        "timestamp",
-        "originalTimestamp",
-        "sentAt",
-    ];
-    const IDS: [&str; 4] = ["userId", "anonymousId", "groupId", "previousId"];
-    for field in STRINGS {
-        if map
-            .get(field)
-            .is_some_and(|v| !v.is_string() && !v.is_null())
-        {
-            return InvalidEvent::NotAString(field);
-        }
-    }
-    for field in IDS {
-        if map
-            .get(field)
-            .is_some_and(|v| !(v.is_string() || v.is_number() || v.is_null()))
-        {
-            return InvalidEvent::NotAString(field);
-        }
-    }
-    InvalidEvent::WrongType
 }

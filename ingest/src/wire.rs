@@ -8,6 +8,11 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 use serde_json::value::RawValue;
 
+mod event;
+#[cfg(test)]
+mod event_agrees;
+pub use event::{FreeForm, ReadError, WireEvent};
+
 /// `{"batch": [...], "context": {...}, ...}` as analytics-node, analytics-python and the HTTP
 /// Tracking API send it. Keys it does not name are ignored.
 #[derive(Deserialize)]
@@ -23,43 +28,6 @@ pub struct Envelope<'a> {
     pub sent_at: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "lenient_str")]
     pub write_key: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WireEvent<'a> {
-    #[serde(rename = "type", borrow)]
-    pub event_type: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub message_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "id")]
-    pub user_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "id")]
-    pub anonymous_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "id")]
-    pub group_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "id")]
-    pub previous_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub event: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub category: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub original_timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub sent_at: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub properties: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub traits: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub context: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub integrations: Option<&'a RawValue>,
 }
 
 /// The few context fields that get columns of their own. Wrong types are ignored rather than
@@ -98,11 +66,8 @@ pub struct PageView<'a> {
     pub title: Option<Cow<'a, str>>,
 }
 
-/// Accepts what a given visitor mode allows; everything else is `None` (lenient) or an error
-/// naming the expected type.
-struct TextVisitor {
-    lenient: bool,
-}
+/// Accepts a string (numbers as their digits); anything else is `None`.
+struct TextVisitor;
 
 impl<'de> Visitor<'de> for TextVisitor {
     type Value = Option<Cow<'de, str>>;
@@ -163,40 +128,16 @@ impl<'de> Visitor<'de> for TextVisitor {
 
 impl TextVisitor {
     fn number<'de, E: de::Error>(&self, v: impl ToString) -> Result<Option<Cow<'de, str>>, E> {
-        if self.lenient {
-            Ok(Some(Cow::Owned(v.to_string())))
-        } else {
-            self.other(de::Unexpected::Other("number"))
-        }
+        Ok(Some(Cow::Owned(v.to_string())))
     }
 
-    fn other<'de, E: de::Error>(&self, what: de::Unexpected) -> Result<Option<Cow<'de, str>>, E> {
-        if self.lenient {
-            Ok(None)
-        } else {
-            Err(E::invalid_type(what, self))
-        }
+    fn other<'de, E: de::Error>(&self, _: de::Unexpected) -> Result<Option<Cow<'de, str>>, E> {
+        Ok(None)
     }
-}
-
-/// User, anonymous, group and previous ids: SDKs in typed languages send numbers for ids,
-/// which Segment stores as strings, so do we, with the digits as sent: read as a number, an id
-/// beyond 2^64 would be rounded through a double.
-fn id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    let Some(raw) = Option::<&'de RawValue>::deserialize(d)? else {
-        return Ok(None);
-    };
-    let text = raw.get();
-    if text.starts_with(['-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9']) {
-        return Ok(Some(Cow::Borrowed(text)));
-    }
-    serde_json::Deserializer::from_str(text)
-        .deserialize_any(TextVisitor { lenient: false })
-        .map_err(de::Error::custom)
 }
 
 fn lenient_str<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    d.deserialize_any(TextVisitor { lenient: true })
+    d.deserialize_any(TextVisitor)
 }
 
 fn lenient_object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>

@@ -17,17 +17,34 @@ const SAFE_INTEGER_DIGITS: usize = 308;
 /// A frame on the nesting stack that is an array (objects hold where their keys start).
 const ARRAY: usize = usize::MAX;
 
-/// Checks `text` (valid JSON) as [`super::check`] documents, leaving its top-level keys, decoded,
-/// in `keys`. One loop over the bytes: structure is all a valid text's bytes need to be read
-/// for, bar the rare string with `\u` and number that could exceed a double.
+/// Checks `text` (a valid JSON object) as [`super::check`] documents, leaving its top-level
+/// keys, decoded, in `keys`.
 pub fn check<'a>(text: &'a str, keys: &mut Vec<Cow<'a, str>>) -> Result<(), Unkeepable> {
     keys.clear();
+    let end = object_end(text, skip_whitespace(text.as_bytes(), 0), keys)?;
+    if skip_whitespace(text.as_bytes(), end) != text.len() {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+/// With `at` on the `{` of an object in valid JSON text: where the object ends, once checked as
+/// [`super::check`] documents. Its top-level keys, decoded, are appended to `keys`. One loop
+/// over the bytes: structure is all a valid text's bytes need to be read for, bar the rare
+/// string with `\u` and number that could exceed a double.
+pub fn object_end<'a>(
+    text: &'a str,
+    mut at: usize,
+    keys: &mut Vec<Cow<'a, str>>,
+) -> Result<usize, Unkeepable> {
     let bytes = text.as_bytes();
+    if bytes.get(at) != Some(&b'{') {
+        return Err(invalid());
+    }
     // Where each open object's keys start in `keys`, or ARRAY.
     let mut frames = [0usize; MAX_DEPTH];
     let mut depth = 0;
     let mut in_object = false;
-    let mut at = 0;
     while let Some(&byte) = bytes.get(at) {
         match byte {
             b'{' | b'[' => {
@@ -50,8 +67,11 @@ pub fn check<'a>(text: &'a str, keys: &mut Vec<Cow<'a, str>>) -> Result<(), Unke
                         keys.truncate(start);
                     }
                 }
-                in_object = depth > 0 && frames[depth - 1] != ARRAY;
                 at += 1;
+                if depth == 0 {
+                    return Ok(at);
+                }
+                in_object = frames[depth - 1] != ARRAY;
             }
             b',' => {
                 at += 1;
@@ -71,10 +91,47 @@ pub fn check<'a>(text: &'a str, keys: &mut Vec<Cow<'a, str>>) -> Result<(), Unke
             _ => at += 1,
         }
     }
-    if depth != 0 {
-        return Err(invalid());
+    Err(invalid())
+}
+
+/// With `at` on the first byte of a value in valid JSON text: where the value ends, read for
+/// its structure only.
+pub fn value_end(bytes: &[u8], mut at: usize) -> Result<usize, Unkeepable> {
+    let mut depth = 0usize;
+    loop {
+        match bytes.get(at).ok_or_else(invalid)? {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.checked_sub(1).ok_or_else(invalid)?,
+            b'"' => at = string_end(bytes, at)?.0,
+            b',' | b':' | b' ' | b'\t' | b'\n' | b'\r' => {}
+            // A number or literal: up to the next delimiter.
+            _ => {
+                while !matches!(
+                    bytes.get(at + 1),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+                ) {
+                    at += 1;
+                }
+            }
+        }
+        at += 1;
+        if depth == 0 {
+            return Ok(at);
+        }
     }
-    Ok(())
+}
+
+/// With `at` on a string's opening quote in valid JSON text: the string, decoded, and where
+/// the text goes on after it.
+pub fn string(text: &str, at: usize) -> Result<(Cow<'_, str>, usize), Unkeepable> {
+    let (end, escaped, _) = string_end(text.as_bytes(), at)?;
+    let raw = text.get(at + 1..end).ok_or_else(invalid)?;
+    let decoded = if escaped {
+        Cow::Owned(unescape(raw)?)
+    } else {
+        Cow::Borrowed(raw)
+    };
+    Ok((decoded, end + 1))
 }
 
 pub(super) fn deep() -> Unkeepable {
@@ -85,11 +142,11 @@ pub(super) fn twice(key: &str) -> Unkeepable {
     Unkeepable(format!("the key {key:?} appears twice in one object"))
 }
 
-fn invalid() -> Unkeepable {
+pub(super) fn invalid() -> Unkeepable {
     Unkeepable("is not valid JSON".to_owned())
 }
 
-fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+pub fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
     while matches!(bytes.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         at += 1;
     }
@@ -107,19 +164,13 @@ fn key<'a>(
     if text.as_bytes().get(at) != Some(&b'"') {
         return Ok(at);
     }
-    let (end, escaped, _) = string_end(text.as_bytes(), at)?;
-    let raw = text.get(at + 1..end).ok_or_else(invalid)?;
-    let key = if escaped {
-        Cow::Owned(unescape(raw)?)
-    } else {
-        Cow::Borrowed(raw)
-    };
+    let (key, after) = string(text, at)?;
     let own = keys.get(start..).unwrap_or_default();
     if own.len() < PAIRWISE_KEYS && own.contains(&key) {
         return Err(twice(&key));
     }
     keys.push(key);
-    Ok(end + 1)
+    Ok(after)
 }
 
 /// An object's keys past the pairwise limit, checked once it is closed.

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use super::{scan, serde_check};
 
 /// Few distinct keys, some spelled with escapes, so objects often repeat one.
-const KEYS: &[&str] = &[
+pub(crate) const KEYS: &[&str] = &[
     "a",
     "b",
     "\\u0062",
@@ -18,7 +18,7 @@ const KEYS: &[&str] = &[
     "\\u00e9",
     "é",
 ];
-const STRINGS: &[&str] = &[
+pub(crate) const STRINGS: &[&str] = &[
     "",
     "x",
     "\\\"",
@@ -52,17 +52,17 @@ const NUMBERS: &[&str] = &[
     "-9223372036854775809",
 ];
 
-fn pick<'a>(rng: &mut fastrand::Rng, from: &[&'a str]) -> &'a str {
+pub(crate) fn pick<'a>(rng: &mut fastrand::Rng, from: &[&'a str]) -> &'a str {
     from[rng.usize(..from.len())]
 }
 
-fn whitespace(rng: &mut fastrand::Rng, out: &mut String) {
+pub(crate) fn whitespace(rng: &mut fastrand::Rng, out: &mut String) {
     if rng.u8(..4) == 0 {
         out.push_str(pick(rng, &[" ", "\n", "\t ", "\r\n  "]));
     }
 }
 
-fn value(rng: &mut fastrand::Rng, depth: usize, out: &mut String) {
+pub(crate) fn value(rng: &mut fastrand::Rng, depth: usize, out: &mut String) {
     whitespace(rng, out);
     // Past a few levels, mostly straight chains, to reach the depth limit now and then.
     let leaf = depth > 4 && rng.u8(..8) != 0;

@@ -9,7 +9,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use super::{MAX_DEPTH, PAIRWISE_KEYS, Unkeepable};
 
 /// The contract of [`super::check`], by serde_json's parser.
-pub fn check<'a>(text: &'a str, keys: &mut Vec<Cow<'a, str>>) -> Result<(), Unkeepable> {
+pub(crate) fn check<'a>(text: &'a str, keys: &mut Vec<Cow<'a, str>>) -> Result<(), Unkeepable> {
     keys.clear();
     let mut deserializer = serde_json::Deserializer::from_str(text);
     Checked { keys, top: true }
