@@ -94,11 +94,26 @@ enum Outcome {
     Undecodable,
 }
 
-fn owned(fields: &[&Option<Cow<str>>]) -> Vec<Option<String>> {
-    fields
-        .iter()
-        .map(|f| f.as_deref().map(str::to_owned))
-        .collect()
+/// The text fields of either reader's result, which share their names.
+macro_rules! text_fields {
+    ($e:expr) => {
+        [
+            &$e.event_type,
+            &$e.message_id,
+            &$e.user_id,
+            &$e.anonymous_id,
+            &$e.group_id,
+            &$e.previous_id,
+            &$e.event,
+            &$e.name,
+            &$e.category,
+            &$e.timestamp,
+            &$e.original_timestamp,
+            &$e.sent_at,
+        ]
+        .map(|f: &Option<Cow<str>>| f.as_deref().map(str::to_owned))
+        .to_vec()
+    };
 }
 
 fn free_form(value: &FreeForm) -> String {
@@ -132,20 +147,7 @@ fn oracle_free_form(value: Option<&RawValue>) -> (String, Vec<String>) {
 fn read(text: &str) -> Outcome {
     match WireEvent::read(text) {
         Ok(e) => Outcome::Read {
-            text: owned(&[
-                &e.event_type,
-                &e.message_id,
-                &e.user_id,
-                &e.anonymous_id,
-                &e.group_id,
-                &e.previous_id,
-                &e.event,
-                &e.name,
-                &e.category,
-                &e.timestamp,
-                &e.original_timestamp,
-                &e.sent_at,
-            ]),
+            text: text_fields!(e),
             free_form: [&e.properties, &e.traits, &e.context, &e.integrations]
                 .map(free_form)
                 .to_vec(),
@@ -172,20 +174,7 @@ fn oracle(text: &str) -> Outcome {
             let [properties, traits, context, integrations] =
                 [e.properties, e.traits, e.context, e.integrations].map(oracle_free_form);
             Outcome::Read {
-                text: owned(&[
-                    &e.event_type,
-                    &e.message_id,
-                    &e.user_id,
-                    &e.anonymous_id,
-                    &e.group_id,
-                    &e.previous_id,
-                    &e.event,
-                    &e.name,
-                    &e.category,
-                    &e.timestamp,
-                    &e.original_timestamp,
-                    &e.sent_at,
-                ]),
+                text: text_fields!(e),
                 free_form: vec![properties.0, traits.0, context.0, integrations.0],
                 context_keys: context.1,
                 integrations_keys: integrations.1,
