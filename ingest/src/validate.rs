@@ -27,8 +27,6 @@ pub enum InvalidEvent {
     DuplicateKey(String),
     #[error("{0} must be a string")]
     NotAString(&'static str),
-    #[error("event has a field of the wrong type")]
-    WrongType,
     #[error("type {0:?} is not one of track, identify, page, screen, group, alias")]
     UnknownType(String),
     #[error("type is required")]

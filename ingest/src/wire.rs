@@ -108,13 +108,13 @@ impl<'de> Visitor<'de> for TextVisitor {
         self.number(v)
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        self.other(de::Unexpected::Bool(v))
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-        self.other(de::Unexpected::Seq)
+        Ok(None)
     }
 
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -122,17 +122,13 @@ impl<'de> Visitor<'de> for TextVisitor {
             .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
             .is_some()
         {}
-        self.other(de::Unexpected::Map)
+        Ok(None)
     }
 }
 
 impl TextVisitor {
     fn number<'de, E: de::Error>(&self, v: impl ToString) -> Result<Option<Cow<'de, str>>, E> {
         Ok(Some(Cow::Owned(v.to_string())))
-    }
-
-    fn other<'de, E: de::Error>(&self, _: de::Unexpected) -> Result<Option<Cow<'de, str>>, E> {
-        Ok(None)
     }
 }
 

@@ -142,7 +142,7 @@ pub(super) fn twice(key: &str) -> Unkeepable {
     Unkeepable(format!("the key {key:?} appears twice in one object"))
 }
 
-pub(super) fn invalid() -> Unkeepable {
+fn invalid() -> Unkeepable {
     Unkeepable("is not valid JSON".to_owned())
 }
 

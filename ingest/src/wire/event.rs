@@ -174,14 +174,16 @@ impl<'a> WireEvent<'a> {
                 self.integrations = value;
                 self.keys.integrations = kept;
             }
-            _ => {
+            // Only context's and integrations' keys are needed later.
+            Field::Properties => {
                 keys.truncate(start);
-                if field == Field::Properties {
-                    self.properties = value;
-                } else {
-                    self.traits = value;
-                }
+                self.properties = value;
             }
+            Field::Traits => {
+                keys.truncate(start);
+                self.traits = value;
+            }
+            _ => {}
         }
         end
     }
